@@ -1,0 +1,66 @@
+# shopgate: one Makefile for setup, demo, tests and benchmarks.
+# `make demo` and `make test` do all setup on a fresh Debian / Raspberry Pi OS machine:
+# Debian packages (when missing), a virtual environment, the project and its test tools.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+APT_PACKAGES := mosquitto mosquitto-clients
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help setup system-deps venv demo test test-all lint format bench docs clean
+
+help:
+	@echo "make demo    run the simulated store, the agent and a scripted story"
+	@echo "make test    lint and run the test suite (< 10 minutes)"
+	@echo "make bench   run the benchmarks (JSON on stdout)"
+	@echo "make docs    regenerate docs/config.md from the config schema"
+
+setup: system-deps venv
+
+# Install only what is missing, so a second run is quick and needs no network.
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/python -m demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+# Everything, including the slow soak/load suite.
+test-all: setup
+	$(BIN)/pytest -q -m ''
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
+
+docs: venv
+	$(BIN)/python -m agent.config.docs > docs/config.md
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache .hypothesis

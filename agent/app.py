@@ -1,0 +1,302 @@
+"""The agent process: builds everything from the config, starts it, stops it.
+
+One asyncio loop. Start: journal -> local state -> devices -> doors -> access service,
+then READY to systemd. SIGHUP re-reads the config (an invalid one is refused and the
+running one stays). SIGTERM drains in-flight decisions and journal writes, locks the
+doors and exits within a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+import agent
+from agent.clock import Clock
+from agent.config import ConfigError, load_config
+from agent.config.schema import AgentConfig, GpioInput, GpioLock, LockboardLock
+from agent.devices.base import (
+    ContactChanged,
+    Device,
+    DeviceEvent,
+    DeviceOffline,
+    DeviceOnline,
+    ExitRequested,
+    ScanRead,
+)
+from agent.devices.registry import build_device
+from agent.journal import Journal, JournalError
+from agent.rules.decide import AccessState
+from agent.rules.passes import PassVerifier
+from agent.runtime.systemd import Notifier, run_watchdog
+from agent.services.access import AccessService
+from agent.services.door import Door
+from agent.services.orders import PendingOrders
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_S = 60.0
+STOP_BUDGET_S = 4.0
+
+
+def load_keys(cfg: AgentConfig) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for k in cfg.access.keys:
+        key = load_pem_public_key(k.pem_file.read_bytes())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"{k.pem_file}: key {k.kid!r} is not an Ed25519 public key")
+        keys[k.kid] = key
+    return keys
+
+
+@dataclass
+class Store:
+    """Everything built from one config: torn down and rebuilt on reload."""
+
+    cfg: AgentConfig
+    devices: dict[str, Device]
+    doors: dict[str, Door]
+    access: AccessService
+    orders: PendingOrders
+    scanners: dict[str, str] = field(default_factory=dict)  # device -> door
+    keypads: dict[str, str] = field(default_factory=dict)  # device -> door
+    contacts: dict[tuple[str, str], str] = field(default_factory=dict)  # (device, input) -> door
+    exits: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+class Agent:
+    def __init__(self, config_path: Path, cfg: AgentConfig, notifier: Notifier | None = None) -> None:
+        self.config_path = config_path
+        self.cfg = cfg
+        self.notifier = notifier or Notifier.from_env()
+        self.clock = Clock()
+        self.journal: Journal | None = None
+        self.store: Store | None = None
+        self.device_online: dict[str, bool] = {}
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()  # background loops: cancelled at stop
+        self._inflight: set[asyncio.Task[Any]] = set()  # decisions and records: drained at stop
+        self._reloading = asyncio.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.cfg.storage.dir.mkdir(parents=True, exist_ok=True)
+        self.journal = await Journal.open(
+            self.cfg.storage.dir / "journal.db",
+            self.cfg.store.id,
+            self.clock,
+            max_bytes=self.cfg.storage.max_journal_mb * 1024 * 1024,
+        )
+        self.store = await self._build(self.cfg)
+        await self._start_store(self.store)
+        await self.journal.append(
+            "agent.started", {"version": agent.__version__, "pid": os.getpid(), "doors": list(self.store.doors)}
+        )
+        self._spawn(self._maintenance())
+        log.info("agent ready: store %s, doors %s", self.cfg.store.id, ", ".join(self.store.doors))
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+        try:
+            await self.start()
+            self.notifier.ready(f"store {self.cfg.store.id}")
+            self._spawn(run_watchdog(self.notifier, lambda: not self._stopping.is_set()))
+            await self._stopping.wait()
+        finally:
+            self.notifier.stopping()
+            await self.stop()
+        return 0
+
+    def request_stop(self) -> None:
+        log.info("stopping")
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        """Drain in-flight work, lock the doors, close devices, then the journal."""
+        self._stopping.set()
+        store, self.store = self.store, None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_BUDGET_S):
+                while self._inflight:
+                    await asyncio.gather(*list(self._inflight), return_exceptions=True)
+                if store:
+                    await self._stop_store(store)
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.journal:
+            await self.journal.close()
+            self.journal = None
+
+    async def reload(self) -> bool:
+        """Re-read the config; keep the running one if the new one is invalid."""
+        async with self._reloading:
+            try:
+                cfg = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as e:
+                log.error("reload refused, the running config stays:\n%s", e)
+                return False
+            if cfg.store.id != self.cfg.store.id or cfg.storage.dir != self.cfg.storage.dir:
+                log.error("reload refused: store.id and storage.dir need a restart")
+                return False
+            old = self.store
+            if old:
+                await self._stop_store(old)
+            self.cfg = cfg
+            self.store = await self._build(cfg)
+            await self._start_store(self.store)
+            assert self.journal is not None
+            await self.journal.append("agent.reloaded", {"doors": list(self.store.doors)})
+            log.info("config reloaded")
+            return True
+
+    # --- building ----------------------------------------------------------------
+
+    async def _build(self, cfg: AgentConfig) -> Store:
+        assert self.journal is not None
+        local = await self.journal.load_state()
+        verifier = PassVerifier(load_keys(cfg), skew_seconds=cfg.access.clock_skew_seconds)
+        orders = PendingOrders(self.journal, local.orders, code_length=cfg.pickup.code_length)
+        settings = local.settings
+        lockdown = settings.get("lockdown", {d.id: d.lockdown for d in cfg.doors})
+        state = AccessState(
+            business_open=settings.get("business.status", cfg.business.status) == "open",
+            lockdown={d for d, on in lockdown.items() if on},
+            block_list=set(cfg.access.block_list) | set(settings.get("block_list", [])),
+            staff=set(cfg.access.staff),
+            used_jti=dict(local.used_passes),
+            orders=orders.by_id,
+            orders_by_code=orders.by_code,
+        )
+        devices = {d.id: build_device(d, self._on_device_event) for d in cfg.devices}
+        doors: dict[str, Door] = {}
+        store = Store(cfg, devices, doors, None, orders)  # type: ignore[arg-type]
+        for d in cfg.doors:
+            lock_dev = devices[d.lock.device]
+            if isinstance(d.lock, LockboardLock):
+                lock = lock_dev.channel(d.lock.board, d.lock.channel)  # type: ignore[attr-defined]
+                if d.contact is not None and d.contact.type == "lock_feedback":
+                    lock_dev.watch(d.lock.board, d.lock.channel)  # type: ignore[attr-defined]
+                    store.contacts[(lock_dev.id, f"{d.lock.board}.{d.lock.channel}")] = d.id
+            else:
+                assert isinstance(d.lock, GpioLock)
+                lock = lock_dev.relay_lock(d.lock.pin, active_high=d.lock.active_high, fail_safe=d.lock.fail_safe)  # type: ignore[attr-defined]
+            for inp, kind, table in ((d.contact, "contact", store.contacts), (d.exit_button, "button", store.exits)):
+                if isinstance(inp, GpioInput):
+                    devices[inp.device].watch_input(  # type: ignore[attr-defined]
+                        inp.pin, name=d.id, pull_up=inp.pull_up, active_when_open=inp.active_when_open, kind=kind
+                    )
+                    table[(inp.device, f"gpio{inp.pin}")] = d.id
+            doors[d.id] = Door(d, lock, self.journal, state.occupancy)
+            if d.scanner:
+                store.scanners[d.scanner] = d.id
+            if d.entry_question:
+                store.keypads[d.entry_question.keypad] = d.id
+        store.access = AccessService(cfg, self.journal, self.clock, verifier, orders, doors, state)
+        return store
+
+    async def _start_store(self, store: Store) -> None:
+        for dev in store.devices.values():
+            await dev.start()
+        for door in store.doors.values():
+            try:
+                await door.start()
+            except Exception as e:
+                log.error("door %s could not be locked at start: %s", door.id, e)
+
+    async def _stop_store(self, store: Store) -> None:
+        for door in store.doors.values():
+            await door.drain()
+        for door in store.doors.values():
+            await door.stop()
+        for dev in store.devices.values():
+            try:
+                await dev.stop()
+            except Exception as e:
+                log.error("device %s did not stop cleanly: %s", dev.id, e)
+
+    # --- events from devices -------------------------------------------------------
+
+    def _on_device_event(self, ev: DeviceEvent) -> None:
+        store = self.store
+        if store is None or self._stopping.is_set():
+            return
+        match ev:
+            case ScanRead(device, line):
+                if device in store.scanners:
+                    self._spawn(store.access.on_scan(store.scanners[device], line), inflight=True)
+                elif device in store.keypads:
+                    self._spawn(store.access.on_answer(store.keypads[device], line), inflight=True)
+            case ContactChanged(device, inp, is_open):
+                door = store.contacts.get((device, inp))
+                if door:
+                    store.doors[door].contact(is_open)
+            case ExitRequested(device, inp):
+                door = store.exits.get((device, inp))
+                if door:
+                    store.doors[door].exit_requested()
+            case DeviceOnline(device):
+                self._device_status(device, True, "")
+            case DeviceOffline(device, reason):
+                self._device_status(device, False, reason)
+
+    def _device_status(self, device: str, online: bool, reason: str) -> None:
+        if self.device_online.get(device) == online:
+            return
+        self.device_online[device] = online
+        if online:
+            log.info("device %s online", device)
+        else:
+            log.warning("device %s offline: %s", device, reason)
+        data = {"device": device} | ({} if online else {"reason": reason})
+        self._spawn(self._append("device.online" if online else "device.offline", data), inflight=True)
+
+    async def _append(self, type_: str, data: dict[str, Any]) -> None:
+        if self.journal is None:
+            return
+        try:
+            await self.journal.append(type_, data)
+        except JournalError as e:
+            log.error("could not journal %s: %s", type_, e)
+
+    async def _maintenance(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_S)
+            if self.journal is None or self.store is None:
+                continue
+            try:
+                report = await self.journal.maintain()
+            except JournalError as e:
+                log.error("journal maintenance failed: %s", e)
+                continue
+            horizon = self.clock.now() - self.cfg.access.clock_skew_seconds
+            used = self.store.access.state.used_jti
+            for jti in [j for j, exp in used.items() if exp < horizon]:
+                del used[jti]
+            if getattr(report, "over_cap", False):
+                log.warning("journal is over its size cap; only events that must not be lost remain")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, inflight: bool = False) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        (self._inflight if inflight else self._tasks).add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())

@@ -1,0 +1,149 @@
+"""Load and check the agent's YAML config: every problem at once, each with its line.
+
+Steps: read the file; compose the YAML keeping line marks (duplicate keys are problems);
+expand `${VAR}` in string values; validate with the schema; check cross references; check
+that each hub key file holds an Ed25519 public key. Problems found at any step are
+collected, and the later steps run as far as the earlier ones allow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import ValidationError
+
+from agent.config.errors import ConfigError, Problem
+from agent.config.messages import explain
+from agent.config.schema import AgentConfig, reference_problems
+from agent.config.yamltree import Loc, Tree, build
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    """The validated config in `path`, or ConfigError listing every problem found.
+
+    `environ` (default: os.environ) supplies `${VAR}` values. Relative paths in the
+    config resolve against the folder of `path`.
+    """
+    path = Path(path)
+    env = os.environ if environ is None else environ
+    text = _read(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        raise ConfigError([_yaml_problem(path, e)]) from None
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        message = f"invalid YAML: character {e.character!r} is not allowed"
+        raise ConfigError([Problem(path, line, "-", message)]) from None
+    except RecursionError:
+        raise ConfigError([Problem(path, 1, "-", "invalid YAML: nested too deeply")]) from None
+    if root is None:
+        raise ConfigError([Problem(path, 1, "-", "the file holds no settings")])
+    if not isinstance(root, yaml.MappingNode):
+        message = "the top level must be a mapping of settings (store:, storage:, ...)"
+        raise ConfigError([Problem(path, root.start_mark.line + 1, "-", message)])
+    try:
+        tree = build(root, env)
+    except RecursionError:
+        raise ConfigError([Problem(path, 1, "-", "invalid YAML: nested too deeply")]) from None
+
+    problems = [_problem(path, tree, p.loc, p.message, p.line) for p in tree.problems]
+    cfg: AgentConfig | None = None
+    try:
+        cfg = AgentConfig.model_validate(
+            tree.data, context={"base_dir": path.absolute().parent}
+        )
+    except ValidationError as e:
+        for m in explain(e.errors(), tree.data, AgentConfig):
+            if not tree.is_followup(m.loc):
+                problems.append(_problem(path, tree, m.loc, m.text))
+    if cfg is not None:
+        checks = [*reference_problems(cfg), *_key_file_problems(cfg)]
+        for loc, message in checks:
+            if not tree.is_followup(loc):
+                problems.append(_problem(path, tree, loc, message))
+    if problems:
+        raise ConfigError(problems)
+    assert cfg is not None
+    return cfg
+
+
+def check_config_main(path: Path) -> int:
+    """`shopgate-agent check-config`: print `ok` (0) or one line per problem (2)."""
+    try:
+        load_config(path)
+    except ConfigError as e:
+        for p in e.problems:
+            print(p, flush=True)
+        return 2
+    print("ok", flush=True)
+    return 0
+
+
+def _read(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError([Problem(path, 0, "-", f"cannot read: {e.strerror or e}")]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        message = f"not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+        raise ConfigError([Problem(path, line, "-", message)]) from None
+
+
+def _yaml_problem(path: Path, e: yaml.MarkedYAMLError) -> Problem:
+    mark = e.problem_mark or e.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    message = f"invalid YAML: {e.problem or e.context}"
+    if e.context and e.problem and e.context_mark is not None:
+        message += f" ({e.context} at line {e.context_mark.line + 1})"
+    if e.problem and "'\\t'" in e.problem:
+        message += "; indent with spaces, not tabs"
+    return Problem(path, line, "-", message)
+
+
+def _problem(path: Path, tree: Tree, loc: Loc, message: str, line: int | None = None) -> Problem:
+    key = ".".join(str(part) for part in loc) or "-"
+    one_line = re.sub(r"\s*\n\s*", " ", message).strip()
+    return Problem(path, tree.line_for(loc) if line is None else line, key, one_line)
+
+
+def _key_file_problems(cfg: AgentConfig) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    kids: dict[str, int] = {}
+    for i, key in enumerate(cfg.access.keys):
+        if key.kid in kids:
+            out.append((("access", "keys", i, "kid"), f"duplicate key id {key.kid!r}"))
+        kids[key.kid] = i
+        message = _public_key_problem(key.pem_file)
+        if message:
+            out.append((("access", "keys", i, "pem_file"), message))
+    return out
+
+
+def _public_key_problem(pem_file: Path) -> str | None:
+    try:
+        pem = pem_file.read_bytes()
+    except OSError as e:
+        return f"cannot read key file {pem_file}: {e.strerror or e}"
+    try:
+        key = load_pem_public_key(pem)
+    except Exception:  # noqa: BLE001 - cryptography raises several types for bad input
+        if b"PRIVATE KEY-----" in pem:
+            return (
+                f"{pem_file} holds a private key; give the hub's public key "
+                "(hub-signing.pub.pem) and keep the private key on the hub"
+            )
+        return f"{pem_file} is not a PEM public key (-----BEGIN PUBLIC KEY-----)"
+    if not isinstance(key, Ed25519PublicKey):
+        kind = type(key).__name__.lstrip("_").removesuffix("PublicKey")
+        return f"{pem_file} holds a public key of type {kind}; hub keys are Ed25519"
+    return None

@@ -1,0 +1,93 @@
+"""What every device driver offers upward, and the events it reports.
+
+A driver owns one port (a serial line, a GPIO chip, a socket). It reports what happens
+through the `EventSink` the app hands it (always called on the event loop's thread,
+never blocking), and takes actions through small async methods. Drivers never call up
+into services: they only report.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRead:
+    """One line read from a scanner or keypad (terminator stripped)."""
+
+    device: str
+    line: str
+    read_ns: int = field(default_factory=perf_counter_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChanged:
+    """A door contact (or a lock's feedback used as one) changed.
+
+    `input` names the contact on its device: "1.3" is board 1 lock 3 on a lock bus,
+    "gpio27" is a GPIO pin.
+    """
+
+    device: str
+    input: str
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRequested:
+    """Someone pressed the exit button (request to exit) inside a door."""
+
+    device: str
+    input: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOnline:
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOffline:
+    device: str
+    reason: str
+
+
+DeviceEvent = ScanRead | ContactChanged | ExitRequested | DeviceOnline | DeviceOffline
+EventSink = Callable[[DeviceEvent], None]
+
+
+class DeviceError(Exception):
+    """A device could not do what it was asked; the message says what and why."""
+
+
+class Device(abc.ABC):
+    """A driver that owns one port. Start opens it (and keeps reopening it when it
+    disappears); stop closes it and may be called twice."""
+
+    id: str
+
+    @property
+    @abc.abstractmethod
+    def online(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+
+class DoorLock(abc.ABC):
+    """The actuator of one door, owned by a device (a relay pin, a lock board channel)."""
+
+    @abc.abstractmethod
+    async def unlock(self, seconds: float) -> None:
+        """Release the door for `seconds` (the lock relocks by itself after that, or
+        when the door closes, whichever the hardware does). Raises DeviceError."""
+
+    @abc.abstractmethod
+    async def relock(self) -> None:
+        """Lock now (a relay drops; a lock board's latch relocks on its own)."""

@@ -1,0 +1,143 @@
+"""State changes the journal applies in the same transaction as the events they go with.
+
+Each op is a frozen dataclass that checks its fields when made and turns itself into one
+SQL statement (`statement(ts)`, with `ts` the batch's RFC 3339 time). Journal.append
+builds the statements before queueing, so a bad op fails in the caller, not in a batch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class Statement(NamedTuple):
+    sql: str
+    params: tuple[Any, ...]
+    # The op is about a row that must exist: changing no row is a `not_found` error.
+    must_match: str | None = None
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON; raises TypeError/ValueError for what JSON cannot hold (NaN too)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _required_str(obj: dict[str, Any], key: str, what: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} needs a non-empty string {key!r}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class UsePass:
+    """Mark a once-only token used (a pass's jti, or jti:order for pickup passes).
+
+    Using the same token twice is a `conflict`, and the events appended with it are not
+    written: the journal itself refuses a replay that slipped past the caller's check.
+    """
+
+    jti: str
+    exp: float
+
+    def statement(self, ts: str) -> Statement:
+        return Statement("INSERT INTO used_passes (jti, exp) VALUES (?, ?)", (self.jti, self.exp))
+
+
+@dataclass(frozen=True, slots=True)
+class PutOrder:
+    """Insert or replace an order (keyed by order["id"])."""
+
+    order: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        _required_str(self.order, "id", "an order")
+        _required_str(self.order, "status", "an order")
+
+    def statement(self, ts: str) -> Statement:
+        code = self.order.get("pickup_code")
+        return Statement(
+            "INSERT INTO orders (id, status, pickup_code, body, updated_ts) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+            " pickup_code = excluded.pickup_code, body = excluded.body,"
+            " updated_ts = excluded.updated_ts",
+            (
+                self.order["id"],
+                self.order["status"],
+                None if code is None else str(code),
+                to_json(self.order),
+                ts,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SetOrderStatus:
+    """Change an order's status (in its column and in its JSON body alike)."""
+
+    order_id: str
+    status: str
+
+    def statement(self, ts: str) -> Statement:
+        return Statement(
+            "UPDATE orders SET status = ?, body = json_set(body, '$.status', ?), updated_ts = ?"
+            " WHERE id = ?",
+            (self.status, self.status, ts, self.order_id),
+            must_match=f"no order {self.order_id!r}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PutSetting:
+    """Set a setting that must survive restarts (business status, lockdown, keys...)."""
+
+    key: str
+    value: Any
+
+    def statement(self, ts: str) -> Statement:
+        return Statement(
+            "INSERT INTO settings (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self.key, to_json(self.value)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PutProduct:
+    """Insert or replace a catalogue product (keyed by product["barcode"])."""
+
+    product: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        _required_str(self.product, "barcode", "a product")
+
+    def statement(self, ts: str) -> Statement:
+        return Statement(
+            "INSERT INTO products (barcode, body) VALUES (?, ?)"
+            " ON CONFLICT (barcode) DO UPDATE SET body = excluded.body",
+            (self.product["barcode"], to_json(self.product)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogAccess:
+    """One line of the local access log (kept `access_log_days`, see Journal.maintain)."""
+
+    ts: str
+    door: str
+    subject: str | None
+    scope: str | None
+    reason: str
+    detail: dict[str, Any]
+
+    def statement(self, ts: str) -> Statement:
+        return Statement(
+            "INSERT INTO access_log (ts, door, subject, scope, reason, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (self.ts, self.door, self.subject, self.scope, self.reason, to_json(self.detail)),
+        )
+
+
+Op = UsePass | PutOrder | SetOrderStatus | PutSetting | PutProduct | LogAccess

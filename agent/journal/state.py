@@ -1,0 +1,87 @@
+"""Reading the journal: the local state at start-up, the outbox, the access log.
+
+Plain functions of a read connection; Journal runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from agent.model.events import Event
+
+_EVENT_COLUMNS = "seq, id, ts, type, data"
+
+
+@dataclass(slots=True)
+class LocalState:
+    """Everything the agent keeps locally, as it was last committed."""
+
+    orders: dict[str, dict[str, Any]]  # order id -> the order
+    used_passes: dict[str, float]  # jti -> exp
+    settings: dict[str, Any]
+    products: dict[str, dict[str, Any]]  # barcode -> the product
+    last_seq: int  # the highest seq ever handed out (0 before the first event)
+
+
+def load_state(conn: sqlite3.Connection) -> LocalState:
+    # One read transaction, so the tables are seen at the same instant.
+    conn.execute("BEGIN")
+    try:
+        orders = {i: json.loads(b) for i, b in conn.execute("SELECT id, body FROM orders")}
+        passes = dict(conn.execute("SELECT jti, exp FROM used_passes").fetchall())
+        settings = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM settings")}
+        products = {
+            b: json.loads(body) for b, body in conn.execute("SELECT barcode, body FROM products")
+        }
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    finally:
+        conn.execute("COMMIT")
+    return LocalState(orders, passes, settings, products, row[0] if row else 0)
+
+
+def events_after(conn: sqlite3.Connection, store: str, seq: int, limit: int) -> list[Event]:
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+    )
+    return [_event(store, row) for row in rows]
+
+
+def undelivered(conn: sqlite3.Connection, store: str, limit: int) -> list[Event]:
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE delivered = 0 ORDER BY seq LIMIT ?", (limit,)
+    )
+    return [_event(store, row) for row in rows]
+
+
+def outbox_stats(conn: sqlite3.Connection) -> tuple[int, str | None]:
+    count, oldest = conn.execute(
+        "SELECT count(*), (SELECT ts FROM events WHERE delivered = 0 ORDER BY seq LIMIT 1)"
+        " FROM events WHERE delivered = 0"
+    ).fetchone()
+    return count, oldest
+
+
+def access_log(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT ts, door, subject, scope, reason, detail FROM access_log ORDER BY id DESC LIMIT ?",
+        (limit,),
+    )
+    return [
+        {
+            "ts": ts,
+            "door": door,
+            "subject": subject,
+            "scope": scope,
+            "reason": reason,
+            "detail": json.loads(detail),
+        }
+        for ts, door, subject, scope, reason, detail in rows
+    ]
+
+
+def _event(store: str, row: tuple[int, str, str, str, str]) -> Event:
+    seq, id_, ts, type_, data = row
+    return Event(id_, store, seq, ts, type_, json.loads(data))

@@ -1,0 +1,63 @@
+"""What a scanned line is, by its shape (CONTRACTS section 2).
+
+A JWT is a pass; digits as long as the pickup code length are a courier pickup code
+(checked before barcodes, so a code never reads as a product); an EAN-8, EAN-13 or UPC-A
+with a valid check digit is a product; anything else is malformed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_JWT = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+MAX_LINE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class PassScan:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class PickupCodeScan:
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductScan:
+    barcode: str
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedScan:
+    why: str
+
+
+Scan = PassScan | PickupCodeScan | ProductScan | MalformedScan
+
+
+def gtin_check_digit_ok(digits: str) -> bool:
+    """GS1 check digit: weights 3,1,3,1... from the right, excluding the check digit."""
+    body, check = digits[:-1], int(digits[-1])
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10 == check
+
+
+def classify(line: str, *, code_length: int) -> Scan:
+    text = line.strip()
+    if not text:
+        return MalformedScan("empty line")
+    if len(text) > MAX_LINE:
+        return MalformedScan(f"line of {len(text)} characters")
+    if _JWT.match(text):
+        return PassScan(text)
+    if text.isascii() and text.isdigit():
+        if len(text) == code_length:
+            return PickupCodeScan(text)
+        if len(text) in (8, 12, 13):
+            if gtin_check_digit_ok(text):
+                return ProductScan(text)
+            return MalformedScan("barcode with a wrong check digit")
+        return MalformedScan(f"{len(text)} digits: neither a pickup code nor a barcode")
+    return MalformedScan("neither a pass, a pickup code nor a barcode")

@@ -1,0 +1,150 @@
+"""`shopgate-hub`: the hub's command line (CONTRACTS.md section 1).
+
+User errors exit 2 with one line on stderr, never a traceback; key material is never
+printed (keygen prints file names and the key id only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from cloud import signing
+
+PROG = "shopgate-hub"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints the usage and the error on two lines or more; the contract wants one."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+def _json_object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e.msg} at char {e.pos})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="The shopgate hub and its signing tools.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the hub service")
+    run.add_argument("--config", required=True, type=Path, metavar="FILE")
+    run.add_argument("--db", metavar="URL", help="database URL (postgresql://... or sqlite)")
+
+    keygen = sub.add_parser(
+        "keygen",
+        help="create a new Ed25519 signing key",
+        description=(
+            "Writes DIR/hub-signing.pem (private, mode 0600), DIR/hub-signing.pub.pem and "
+            "DIR/hub-signing.kid. The default key id is the first 8 hex digits of the SHA-256 "
+            "of the raw 32-byte public key."
+        ),
+    )
+    keygen.add_argument("--out", required=True, type=Path, metavar="DIR")
+    keygen.add_argument("--kid", metavar="ID", help="key id (default: derived from the key)")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key")
+
+    def key_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--key", required=True, type=Path, metavar="FILE", help="private key PEM")
+        p.add_argument("--kid", metavar="ID", help="key id (default: the .kid file beside --key)")
+        p.add_argument("--store", required=True, metavar="S", help="store id (the aud claim)")
+
+    mint = sub.add_parser("mint-pass", help="print a signed pass")
+    key_args(mint)
+    mint.add_argument("--scope", required=True, choices=signing.PASS_SCOPES)
+    mint.add_argument("--sub", required=True, metavar="ID", help="customer, courier or staff id")
+    mint.add_argument("--door", metavar="D", help="only this door (default: any door)")
+    mint.add_argument(
+        "--order",
+        dest="orders",
+        action="extend",
+        nargs="+",
+        metavar="O",
+        help="order id(s), for scope pickup (repeatable)",
+    )
+    mint.add_argument("--ttl", type=_positive_int, default=300, metavar="SECONDS")
+
+    cmd = sub.add_parser("sign-command", help="print a signed remote command")
+    key_args(cmd)
+    cmd.add_argument("--cmd", required=True, metavar="NAME", help="command name, e.g. unlock")
+    cmd.add_argument("--args", type=_json_object, default={}, metavar="JSON", help="JSON object")
+    cmd.add_argument("--ttl", type=_positive_int, default=60, metavar="SECONDS")
+    return parser
+
+
+def _keygen(ns: argparse.Namespace) -> None:
+    files = signing.write_keypair(ns.out, ns.kid, force=ns.force)
+    print(f"private key: {files.private_key} (mode 0600; keep it secret)")
+    print(f"public key:  {files.public_key}")
+    print(f"key id:      {files.kid} (in {files.kid_file})")
+
+
+def _mint_pass(ns: argparse.Namespace) -> None:
+    if ns.scope == "pickup" and not ns.orders:
+        raise signing.SigningError("--scope pickup needs at least one --order")
+    if ns.scope != "pickup" and ns.orders:
+        raise signing.SigningError(f"--order is only for --scope pickup, not {ns.scope}")
+    key, kid = signing.load_private_key(ns.key, ns.kid)
+    print(
+        signing.mint_pass(
+            key,
+            kid,
+            store=ns.store,
+            scope=ns.scope,
+            sub=ns.sub,
+            door=ns.door,
+            orders=ns.orders,
+            ttl=ns.ttl,
+        )
+    )
+
+
+def _sign_command(ns: argparse.Namespace) -> None:
+    key, kid = signing.load_private_key(ns.key, ns.kid)
+    print(signing.sign_command(key, kid, store=ns.store, cmd=ns.cmd, args=ns.args, ttl=ns.ttl))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    prog = f"{PROG} {ns.command}"
+    if ns.command == "run":
+        print(f"{prog}: the hub service is not built yet (see issue #3)", file=sys.stderr)
+        return 2
+    handlers = {"keygen": _keygen, "mint-pass": _mint_pass, "sign-command": _sign_command}
+    try:
+        handlers[ns.command](ns)
+    except signing.SigningError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. --out in a read-only folder
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{prog}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""shopgate-sim: the demo store's hardware, simulated on pseudo-terminals (CONTRACTS section 5)."""

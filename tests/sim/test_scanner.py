@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import serial
+
+from tests.support.sim import SimHandle, wait_until
+
+
+def test_a_scan_arrives_as_one_crlf_line(sim: SimHandle) -> None:
+    with sim.open_serial("scanner-front") as port:
+        sim.post("/scanners/scanner-front/scan", {"code": "SG1.eyJhbGciOi-_x.sig"})
+        assert port.read_until(b"\n") == b"SG1.eyJhbGciOi-_x.sig\r\n"
+        sim.post("/scanners/scanner-front/scan", {"code": "取件 123456"})
+        assert port.read_until(b"\n") == "取件 123456\r\n".encode()
+        assert port.read(1) == b""  # nothing more than the lines
+
+
+def test_the_port_can_be_closed_and_reopened_between_scans(sim: SimHandle) -> None:
+    with sim.open_serial("scanner-front") as port:
+        sim.post("/scanners/scanner-front/scan", {"code": "first"})
+        assert port.read_until(b"\n") == b"first\r\n"
+    with sim.open_serial("scanner-front") as port:
+        sim.post("/scanners/scanner-front/scan", {"code": "second"})
+        assert port.read_until(b"\n") == b"second\r\n"
+
+
+def test_unplug_breaks_the_open_port_and_replug_brings_a_new_pty_under_the_link(
+    fresh_sim: SimHandle,
+) -> None:
+    sim = fresh_sim
+    old_path = sim.devices["scanner-front"]["path"]
+    port = sim.open_serial(
+        "scanner-front", timeout=0.5
+    )  # held open: the old pty number stays taken
+    try:
+        started = time.monotonic()
+        assert sim.post("/devices/scanner-front/unplug", {"seconds": 0.6})
+        assert sim.read_devices()["scanner-front"]["path"] is None
+        assert sim.get("/devices")["scanner-front"]["path"] is None
+        assert not os.path.lexists(sim.link("scanner-front"))
+        assert not os.path.exists(old_path)
+        with pytest.raises(serial.SerialException):
+            port.read(1)
+        status, reply = sim.request("POST", "/scanners/scanner-front/scan", {"code": "x"})
+        assert status == 409 and "unplugged" in reply["error"]
+        status, _ = sim.request("POST", "/devices/scanner-front/unplug", {"seconds": 1})
+        assert status == 409
+
+        def replugged() -> str | None:
+            return (sim.read_devices() or {}).get("scanner-front", {}).get("path")
+
+        new_path = wait_until(replugged, 5, "the scanner to come back")
+        assert time.monotonic() - started >= 0.6
+        assert new_path != old_path
+        assert os.readlink(sim.link("scanner-front")) == new_path
+        # The other device was not touched.
+        assert sim.read_devices()["lockbus-1"] == sim.devices["lockbus-1"]
+    finally:
+        port.close()
+    with sim.open_serial("scanner-front") as port:
+        sim.post("/scanners/scanner-front/scan", {"code": "after replug"})
+        assert port.read_until(b"\n") == b"after replug\r\n"
