@@ -20,6 +20,7 @@ journal turns them into `clock.jumped` events). The clock is thread-safe.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,13 @@ def format_rfc3339(t: float) -> str:
     """Epoch seconds -> RFC 3339 UTC with milliseconds: 2026-11-23T23:56:05.123Z."""
     ms = int(t * 1000)  # floor for every time after 1970, so .999 never rounds up a second
     secs, frac = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:03d}Z"
+    return _format_second(secs) + f".{frac:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _format_second(secs: int) -> str:
+    # A burst of events shares a handful of seconds: formatting each one once is enough.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the hub service")
     run.add_argument("--config", required=True, type=Path, metavar="FILE")
     run.add_argument("--db", metavar="URL", help="database URL (postgresql://... or sqlite)")
+    run.add_argument("--log-format", choices=["text", "json"], default="text")
+    run.add_argument("--log-level", default="INFO")
 
     keygen = sub.add_parser(
         "keygen",

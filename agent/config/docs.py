@@ -32,16 +32,16 @@ store's configuration is `config.yaml` at the root of the repository.
 ## Checking a file
 
 ```sh
-shopgate-agent check-config --config /etc/shopgate/agent.yaml
+shopgate-agent check-config --config agent.yaml
 ```
 
 prints `ok` and exits 0 when the file is valid. Otherwise it exits 2 and prints every problem
 it found, one per line, as `FILE:LINE: dotted.key: message`, for example
 
 ```text
-/etc/shopgate/agent.yaml:21: devices.0.port: missing required key 'port'
-/etc/shopgate/agent.yaml:23: devices.0.prot: unknown key 'prot' (did you mean 'port'?)
-/etc/shopgate/agent.yaml:31: doors.0.scanner: no device 'scaner-front' (devices: lockbus-1, scanner-front)
+agent.yaml:21: devices.0.port: missing required key 'port'
+agent.yaml:23: devices.0.prot: unknown key 'prot' (did you mean 'port'?)
+agent.yaml:31: doors.0.scanner: no device 'scaner-front' (devices: lockbus-1, scanner-front)
 ```
 
 List items are counted from 0 (`doors.0` is the first door). Besides the types and values
@@ -64,7 +64,9 @@ Every string value may refer to environment variables:
 A `$` followed by anything else stays as it is. Defaults are taken literally (they are not
 expanded again), and keys are never expanded. Expansion happens before the value's type is
 decided, so an unquoted `port: ${PORT:-9600}` is the integer 9600 while a quoted
-`"${PORT:-9600}"` stays text, as it would if written out.
+`"${PORT:-9600}"` stays text, as it would if written out. Inside `[ ]` and `{ }` a `{` ends
+an unquoted value, so there a reference must be quoted: `boards: ["${BOARD:-1}"]` (numbers
+in quotes are still accepted where a number is expected).
 
 ## Paths
 
@@ -133,7 +135,8 @@ class _Section:
 def render() -> str:
     """The whole of docs/config.md."""
     parts = [INTRO]
-    for section in _sections(AgentConfig, "", "", ""):
+    top = _Section("Top level", "", AgentConfig, "")
+    for section in [top, *_sections(AgentConfig, "", "", "")]:
         parts.append(_render_section(section))
     return "\n".join(parts).rstrip("\n") + "\n"
 
@@ -172,7 +175,7 @@ def _render_section(section: _Section) -> str:
             + " | ".join(
                 _cell(c)
                 for c in (
-                    f"`{section.key}.{name}`",
+                    f"`{section.key}.{name}`" if section.key else f"`{name}`",
                     _type_text(f.annotation) + _constraints(f),
                     _default(f),
                     f.description or "",

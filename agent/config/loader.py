@@ -8,6 +8,7 @@ collected, and the later steps run as far as the earlier ones allow.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ from agent.config.errors import ConfigError, Problem
 from agent.config.messages import explain
 from agent.config.schema import AgentConfig, reference_problems
 from agent.config.yamltree import Loc, Tree, build
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentConfig:
@@ -56,9 +59,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentCo
     problems = [_problem(path, tree, p.loc, p.message, p.line) for p in tree.problems]
     cfg: AgentConfig | None = None
     try:
-        cfg = AgentConfig.model_validate(
-            tree.data, context={"base_dir": path.absolute().parent}
-        )
+        cfg = AgentConfig.model_validate(tree.data, context={"base_dir": path.absolute().parent})
     except ValidationError as e:
         for m in explain(e.errors(), tree.data, AgentConfig):
             if not tree.is_followup(m.loc):
@@ -111,9 +112,15 @@ def _yaml_problem(path: Path, e: yaml.MarkedYAMLError) -> Problem:
 
 
 def _problem(path: Path, tree: Tree, loc: Loc, message: str, line: int | None = None) -> Problem:
-    key = ".".join(str(part) for part in loc) or "-"
+    key = ".".join(_key_part(part) for part in loc) or "-"
     one_line = re.sub(r"\s*\n\s*", " ", message).strip()
     return Problem(path, tree.line_for(loc) if line is None else line, key, one_line)
+
+
+def _key_part(part: object) -> str:
+    # A key with spaces, dots or colons is quoted so the line still splits cleanly.
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else json.dumps(text, ensure_ascii=False)
 
 
 def _key_file_problems(cfg: AgentConfig) -> list[tuple[Loc, str]]:
@@ -136,7 +143,7 @@ def _public_key_problem(pem_file: Path) -> str | None:
         return f"cannot read key file {pem_file}: {e.strerror or e}"
     try:
         key = load_pem_public_key(pem)
-    except Exception:  # noqa: BLE001 - cryptography raises several types for bad input
+    except Exception:  # cryptography raises several exception types for bad input
         if b"PRIVATE KEY-----" in pem:
             return (
                 f"{pem_file} holds a private key; give the hub's public key "

@@ -258,7 +258,9 @@ def _models_at(
     out: list[type[BaseModel]] = []
     for tp, value in current:
         out.extend(
-            t for t in _unwrap(tp, value, ignore_tags) if isinstance(t, type) and issubclass(t, BaseModel)
+            t
+            for t in _unwrap(tp, value, ignore_tags)
+            if isinstance(t, type) and issubclass(t, BaseModel)
         )
     return out
 

@@ -372,7 +372,8 @@ def reference_problems(cfg: AgentConfig) -> list[tuple[tuple[str | int, ...], st
     for i, d in enumerate(cfg.devices):
         if d.id in kinds:
             out.append((("devices", i, "id"), f"duplicate device id {d.id!r}"))
-        kinds[d.id] = d.kind
+        # The first device of an id is the one AgentConfig.device() returns.
+        kinds.setdefault(d.id, d.kind)
     seen_doors: set[str] = set()
 
     def ref(loc: tuple[str | int, ...], dev: str | None, want: str) -> None:

@@ -47,8 +47,9 @@ class Tree:
     key_lines: dict[Loc, int] = field(default_factory=dict)
     value_lines: dict[Loc, int] = field(default_factory=dict)
     problems: list[Located] = field(default_factory=list)
-    # Values left unexpanded (their variable was unset): problems there are follow-ups.
-    unexpanded: set[Loc] = field(default_factory=set)
+    # Values that could not be read (an unset variable, a bad tag): they are already
+    # reported, so problems that validation then finds there are mere follow-ups.
+    unusable: set[Loc] = field(default_factory=set)
 
     def line_for(self, loc: Loc) -> int:
         """Line of the key (or list item) at `loc`, or of its nearest existing parent
@@ -62,7 +63,7 @@ class Tree:
         return 1
 
     def is_followup(self, loc: Loc) -> bool:
-        return any(loc[: len(u)] == u for u in self.unexpanded)
+        return any(loc[: len(u)] == u for u in self.unusable)
 
 
 def line_of(node: Node) -> int:
@@ -178,7 +179,7 @@ class _Builder:
                 text = expand(text, self.environ)
             except ExpansionError as e:
                 self.problem(loc, node, str(e))
-                self.tree.unexpanded.add(loc)
+                self.tree.unusable.add(loc)
                 return node.value
             if implicit:
                 tag = self._implicit_tag(text)
@@ -193,9 +194,12 @@ class _Builder:
             return self.constructor.construct_object(rebuilt, deep=True)
         except yaml.constructor.ConstructorError as e:
             self.problem(loc, node, f"cannot read value {text!r}: {e.problem}")
-        except (ValueError, TypeError, OverflowError) as e:
-            # PyYAML lets e.g. the impossible date 2024-13-45 through its resolver.
-            self.problem(loc, node, f"cannot read value {text!r}: {e}")
+            self.tree.unusable.add(loc)
+        except Exception as e:
+            # PyYAML's constructors fail in assorted ways on explicitly tagged or
+            # impossible values (`!!timestamp x`, the date 2024-13-45).
+            self.problem(loc, node, f"cannot read value {text!r} as {_short(tag)}: {e}")
+            self.tree.unusable.add(loc)
         return text
 
 

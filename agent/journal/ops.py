@@ -19,9 +19,13 @@ class Statement(NamedTuple):
     must_match: str | None = None
 
 
+# Made once: json.dumps() with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def to_json(value: Any) -> str:
     """Compact JSON; raises TypeError/ValueError for what JSON cannot hold (NaN too)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def _required_str(obj: dict[str, Any], key: str, what: str) -> str:

@@ -14,6 +14,7 @@ request by request so it fails only its own caller.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import sqlite3
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.journal.errors import BATCH_WIDE, INTERNAL, NOT_FOUND, JournalError, from_sqlite
-from agent.journal.ops import Statement
+from agent.journal.ops import Statement, to_json
 from agent.journal.schema import migrate
 from agent.model.events import Event
 
@@ -36,6 +37,13 @@ MAX_BATCH = 20_000
 WAL_SIZE_LIMIT = 8 * 1024 * 1024
 
 EventRow = tuple[str, str, str, str]  # (id, ts, type, data as JSON)
+
+# ids (ULIDs) and ts (RFC 3339) never need JSON escaping; types and data are JSON already.
+_INSERT_EVENTS = (
+    "INSERT INTO events (id, ts, type, data)"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, value -> 3 FROM json_each(?) ORDER BY key"
+)
+_type_json = functools.lru_cache(maxsize=1024)(to_json)
 
 
 @dataclass(slots=True)
@@ -148,7 +156,7 @@ class Writer(threading.Thread):
             if isinstance(item, Call):
                 self._resolve([(item.future, self._call(item.fn))])
             else:
-                self._stop(item)
+                self._finish(item)
                 return False
         if writes:
             self._resolve(self._commit(writes))
@@ -183,7 +191,14 @@ class Writer(threading.Thread):
         rows = [row for w in writes for row in w.rows]
         first_seq = 0
         if rows:
-            conn.executemany("INSERT INTO events (id, ts, type, data) VALUES (?, ?, ?, ?)", rows)
+            # The whole batch goes in as ONE statement over a JSON array: SQLite then
+            # inserts every row in C with the GIL released, instead of handing the GIL
+            # back and forth with the event loop once per row (as executemany does),
+            # which made a burst several times slower.
+            array = ",".join(
+                f'["{id_}","{ts}",{_type_json(type_)},{data}]' for id_, ts, type_, data in rows
+            )
+            conn.execute(_INSERT_EVENTS, (f"[{array}]",))
             # One writer, one transaction, AUTOINCREMENT: the rows got consecutive seqs
             # ending at the last inserted rowid.
             last_seq = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -214,7 +229,7 @@ class Writer(threading.Thread):
             _rollback(conn)
             return from_sqlite(exc, "journal")
 
-    def _stop(self, stop: Stop) -> None:
+    def _finish(self, stop: Stop) -> None:
         conn = self._conn
         assert conn is not None
         result: JournalError | None = None

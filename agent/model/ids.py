@@ -57,21 +57,32 @@ class UlidFactory:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last = 0
+        self._ms = -1
+        self._prefix = ""
+        self._random = 0
 
     def new(self, ms: int) -> str:
         """A new ULID for the time `ms` (milliseconds since the epoch)."""
-        if not 0 <= ms <= _MAX_MS:
-            raise ValueError(f"{ms} ms does not fit a ULID's 48-bit time")
         with self._lock:
-            value = ms << _RANDOM_BITS | int.from_bytes(os.urandom(10), "big")
-            if value <= self._last:
-                # Same millisecond (or the clock stepped back): keep order by counting up.
-                # An overflow of the random part carries into the time, which is still
-                # unique and ordered.
-                value = self._last + 1
-            self._last = value
-        return encode_ulid(value)
+            if ms > self._ms:
+                if ms > _MAX_MS:
+                    raise ValueError(f"{ms} ms does not fit a ULID's 48-bit time")
+                self._ms = ms
+                self._prefix = encode_ulid(ms << _RANDOM_BITS)[:10]
+                # 79 bits, so counting up within one millisecond cannot overflow in practice.
+                self._random = int.from_bytes(os.urandom(10), "big") >> 1
+            else:
+                # Same millisecond (or the caller's clock stepped back): the spec's
+                # monotonic rule, count up from the previous id and keep its time.
+                self._random += 1
+                if self._random >> _RANDOM_BITS:
+                    raise OverflowError("more than 2**79 ULIDs in one millisecond")
+            random = self._random
+            prefix = self._prefix
+        # 80 bits are exactly 16 base32 digits: the C encoder does them in one go.
+        return prefix + base64.b32encode(random.to_bytes(10, "big")).decode().translate(
+            _TO_CROCKFORD
+        )
 
 
 _default = UlidFactory()

@@ -37,6 +37,11 @@ class Notifier:
         self._sock: socket.socket | None = None
         self._failing = False
 
+    @classmethod
+    def from_env(cls) -> Notifier:
+        """The notifier for $NOTIFY_SOCKET (a no-op one when it is unset)."""
+        return cls(os.environ.get("NOTIFY_SOCKET") or None)
+
     @property
     def enabled(self) -> bool:
         return self._address is not None

@@ -15,6 +15,7 @@ def test_a_scan_arrives_as_one_crlf_line(sim: SimHandle) -> None:
         assert port.read_until(b"\n") == b"SG1.eyJhbGciOi-_x.sig\r\n"
         sim.post("/scanners/scanner-front/scan", {"code": "取件 123456"})
         assert port.read_until(b"\n") == "取件 123456\r\n".encode()
+        port.timeout = 0.2
         assert port.read(1) == b""  # nothing more than the lines
 
 

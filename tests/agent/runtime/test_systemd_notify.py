@@ -84,13 +84,14 @@ def test_reloading_carries_the_monotonic_clock(fs_systemd) -> None:
 def test_abstract_socket_from_the_environment(abstract_systemd, monkeypatch) -> None:
     server, address = abstract_systemd
     monkeypatch.setenv("NOTIFY_SOCKET", address)
-    n = Notifier()
-    assert n.ready()
-    assert server.receive() == ["READY=1"]
+    for n in (Notifier(), Notifier.from_env()):
+        assert n.ready()
+        assert server.receive() == ["READY=1"]
 
 
 def test_no_op_without_notify_socket(monkeypatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert not Notifier.from_env().enabled
     n = Notifier()
     assert not n.enabled
     assert n.ready("x") is False

@@ -1,0 +1,32 @@
+"""The agent's durable journal (events outbox + local state). See journal.py."""
+
+from agent.journal.errors import JournalError
+from agent.journal.journal import Journal
+from agent.journal.maintenance import DROPPABLE_PREFIXES, MaintenanceReport
+from agent.journal.ops import (
+    LogAccess,
+    Op,
+    PutOrder,
+    PutProduct,
+    PutSetting,
+    SetOrderStatus,
+    UsePass,
+)
+from agent.journal.state import LocalState
+from agent.model.events import Event
+
+__all__ = [
+    "DROPPABLE_PREFIXES",
+    "Event",
+    "Journal",
+    "JournalError",
+    "LocalState",
+    "LogAccess",
+    "MaintenanceReport",
+    "Op",
+    "PutOrder",
+    "PutProduct",
+    "PutSetting",
+    "SetOrderStatus",
+    "UsePass",
+]

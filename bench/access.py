@@ -1,0 +1,148 @@
+"""Access latency, idle memory and start-up time of the real agent. Prints JSON.
+
+The agent runs as its own process with journaling on (fsync per decision). This
+script plays the hardware on pseudo-terminals: it writes a scanned pass on the
+scanner's line and times until the lock board receives the OPEN frame, answering
+every frame as a board would. That span (scan line written -> lock frame read back)
+contains the agent's own span (scan line read -> lock frame written) plus two pty hops,
+so it is an upper bound of the target's measure.
+
+Targets (2-core machine): p50 <= 0.5 ms, p99 <= 2 ms over >= 2,000 scans; idle RSS
+<= 60 MB; start to READY <= 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tty
+import uuid
+from pathlib import Path
+
+from agent.devices.protocols import lockboard as lb
+from cloud.signing import load_private_key, mint_pass, write_keypair
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def open_pty(link: Path) -> int:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    link.symlink_to(os.ttyname(slave))
+    return master  # the slave fd stays open (leaked on purpose) so the pty never hangs up
+
+
+class Board:
+    """Answers lock board frames on the bus pty; notes when an OPEN frame arrives."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.decoder = lb.RequestDecoder()
+        self.opens: list[int] = []
+
+    def pump(self, timeout: float) -> None:
+        r, _, _ = select.select([self.fd], [], [], timeout)
+        if not r:
+            return
+        now = time.perf_counter_ns()
+        data = os.read(self.fd, 4096)
+        for req in self.decoder.feed(data):
+            if isinstance(req, lb.FrameError):
+                continue
+            if isinstance(req, lb.OpenLock):
+                self.opens.append(now)
+                reply = lb.encode_reply(lb.LockStatus(req.board, req.lock, True), to=req)
+            elif isinstance(req, lb.QueryLock):
+                reply = lb.encode_reply(lb.LockStatus(req.board, req.lock, True), to=req)
+            else:
+                reply = lb.encode_reply(lb.BoardStatus(req.board, (True,) * 24), to=req)
+            os.write(self.fd, reply)
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scans", type=int, default=2000)
+    args = ap.parse_args()
+    run = Path(tempfile.mkdtemp(prefix="shopgate-bench-"))
+    (run / "sim").mkdir()
+    write_keypair(run / "keys", "demo")
+    key, kid = load_private_key(run / "keys" / "hub-signing.pem")
+    bus = Board(open_pty(run / "sim" / "lockbus-1"))
+    scanner = open_pty(run / "sim" / "scanner-front")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(run / "notify.sock"))
+    env = {**os.environ, "SHOPGATE_RUN": str(run), "NOTIFY_SOCKET": str(run / "notify.sock")}
+    exe = Path(sys.executable).with_name("shopgate-agent")
+    t_start = time.perf_counter()
+    proc = subprocess.Popen([str(exe), "run", "--config", str(REPO / "config.yaml"), "--log-level", "WARNING"],
+                            env=env, stdin=subprocess.DEVNULL, stderr=open(run / "agent.log", "wb"))
+    notify.settimeout(0.001)
+    ready_s = None
+    while ready_s is None:
+        bus.pump(0.001)
+        try:
+            if b"READY=1" in notify.recv(4096):
+                ready_s = time.perf_counter() - t_start
+        except TimeoutError:
+            pass
+        if proc.poll() is not None or time.perf_counter() - t_start > 20:
+            raise SystemExit(f"agent did not become ready:\n{(run / 'agent.log').read_text()[-2000:]}")
+    deadline = time.perf_counter() + 2.0
+    while time.perf_counter() < deadline:
+        bus.pump(0.01)
+    rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
+
+    now = time.time()
+    passes = [mint_pass(key, kid, store="demo-001", scope="entry", sub=f"c{i}", jti=uuid.uuid4().hex, ttl=3600, now=now)
+              for i in range(args.scans + 50)]
+    latencies: list[float] = []
+    for i, p in enumerate(passes):
+        before = len(bus.opens)
+        t0 = time.perf_counter_ns()
+        os.write(scanner, p.encode() + b"\r\n")
+        limit = time.perf_counter() + 2
+        while len(bus.opens) == before and time.perf_counter() < limit:
+            bus.pump(0.002)
+        if len(bus.opens) == before:
+            raise SystemExit(f"scan {i} did not open the door:\n{(run / 'agent.log').read_text()[-2000:]}")
+        if i >= 50:  # warm-up
+            latencies.append((bus.opens[-1] - t0) / 1e6)
+        for _ in range(3):  # let the agent finish journaling door.unlocked before the next scan
+            bus.pump(0.0005)
+    proc.terminate()
+    t_stop = time.perf_counter()
+    while proc.poll() is None and time.perf_counter() - t_stop < 10:
+        bus.pump(0.01)
+    print(json.dumps({
+        "bench": "access",
+        "scans": len(latencies),
+        "scan_to_lock_frame_ms": {
+            "p50": round(statistics.median(latencies), 3),
+            "p99": round(percentile(latencies, 99), 3),
+            "max": round(max(latencies), 3),
+            "mean": round(statistics.fmean(latencies), 3),
+        },
+        "targets_ms": {"p50": 0.5, "p99": 2.0},
+        "idle_rss_mb": round(rss_kb / 1024, 1),
+        "start_to_ready_s": round(ready_s, 3),
+        "stop_s": round(time.perf_counter() - t_stop, 3),
+        "exit_code": proc.returncode,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
