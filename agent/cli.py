@@ -68,7 +68,10 @@ def _door_qr(config: Path, door: str, out: Path) -> int:
 
     cfg = _load(config)
     if door not in {d.id for d in cfg.doors}:
-        print(f"shopgate-agent: no door {door!r} in {config} (doors: {', '.join(d.id for d in cfg.doors)})", file=sys.stderr)
+        print(
+            f"shopgate-agent: no door {door!r} in {config} (doors: {', '.join(d.id for d in cfg.doors)})",
+            file=sys.stderr,
+        )
         return 2
     url = f"{cfg.hub.url.rstrip('/')}/s/{cfg.store.id}/{door}"
     img = qrcode.make(url, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=12, border=4)

@@ -101,12 +101,6 @@ class Clock:
     def now_rfc3339(self) -> str:
         return format_rfc3339(self.now())
 
-    @property
-    def last_known_good(self) -> float:
-        """The latest time this clock has given out (what the journal persists)."""
-        with self._lock:
-            return self._last if self._last > float("-inf") else self._read(self._mono())
-
     def take_jumps(self) -> list[ClockJump]:
         """The jumps noticed by readings (now()) since the last call, oldest first."""
         if not self._jumps:  # the common case, checked on every journal append

@@ -5,7 +5,8 @@ script plays the hardware on pseudo-terminals: it writes a scanned pass on the
 scanner's line and times until the lock board receives the OPEN frame, answering
 every frame as a board would. That span (scan line written -> lock frame read back)
 contains the agent's own span (scan line read -> lock frame written) plus two pty hops,
-so it is an upper bound of the target's measure.
+so it is an upper bound of the target's measure. The agent's own figure for that span
+(from ScanRead.read_ns to the frame's write) is read from its log at shutdown.
 
 Targets (2-core machine): p50 <= 0.5 ms, p99 <= 2 ms over >= 2,000 scans; idle RSS
 <= 60 MB; start to READY <= 1.5 s.
@@ -88,8 +89,21 @@ def main() -> None:
     env = {**os.environ, "SHOPGATE_RUN": str(run), "NOTIFY_SOCKET": str(run / "notify.sock")}
     exe = Path(sys.executable).with_name("shopgate-agent")
     t_start = time.perf_counter()
-    proc = subprocess.Popen([str(exe), "run", "--config", str(REPO / "config.yaml"), "--log-level", "WARNING"],
-                            env=env, stdin=subprocess.DEVNULL, stderr=open(run / "agent.log", "wb"))
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "run",
+            "--config",
+            str(REPO / "config.yaml"),
+            "--log-level",
+            "INFO",
+            "--log-format",
+            "json",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stderr=open(run / "agent.log", "wb"),
+    )
     notify.settimeout(0.001)
     ready_s = None
     while ready_s is None:
@@ -100,15 +114,32 @@ def main() -> None:
         except TimeoutError:
             pass
         if proc.poll() is not None or time.perf_counter() - t_start > 20:
-            raise SystemExit(f"agent did not become ready:\n{(run / 'agent.log').read_text()[-2000:]}")
+            raise SystemExit(
+                f"agent did not become ready:\n{(run / 'agent.log').read_text()[-2000:]}"
+            )
     deadline = time.perf_counter() + 2.0
     while time.perf_counter() < deadline:
         bus.pump(0.01)
-    rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
+    rss_kb = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS")
+    )
 
     now = time.time()
-    passes = [mint_pass(key, kid, store="demo-001", scope="entry", sub=f"c{i}", jti=uuid.uuid4().hex, ttl=3600, now=now)
-              for i in range(args.scans + 50)]
+    passes = [
+        mint_pass(
+            key,
+            kid,
+            store="demo-001",
+            scope="entry",
+            sub=f"c{i}",
+            jti=uuid.uuid4().hex,
+            ttl=3600,
+            now=now,
+        )
+        for i in range(args.scans + 50)
+    ]
     latencies: list[float] = []
     for i, p in enumerate(passes):
         before = len(bus.opens)
@@ -118,7 +149,9 @@ def main() -> None:
         while len(bus.opens) == before and time.perf_counter() < limit:
             bus.pump(0.002)
         if len(bus.opens) == before:
-            raise SystemExit(f"scan {i} did not open the door:\n{(run / 'agent.log').read_text()[-2000:]}")
+            raise SystemExit(
+                f"scan {i} did not open the door:\n{(run / 'agent.log').read_text()[-2000:]}"
+            )
         if i >= 50:  # warm-up
             latencies.append((bus.opens[-1] - t0) / 1e6)
         for _ in range(3):  # let the agent finish journaling door.unlocked before the next scan
@@ -127,21 +160,33 @@ def main() -> None:
     t_stop = time.perf_counter()
     while proc.poll() is None and time.perf_counter() - t_stop < 10:
         bus.pump(0.01)
-    print(json.dumps({
-        "bench": "access",
-        "scans": len(latencies),
-        "scan_to_lock_frame_ms": {
-            "p50": round(statistics.median(latencies), 3),
-            "p99": round(percentile(latencies, 99), 3),
-            "max": round(max(latencies), 3),
-            "mean": round(statistics.fmean(latencies), 3),
-        },
-        "targets_ms": {"p50": 0.5, "p99": 2.0},
-        "idle_rss_mb": round(rss_kb / 1024, 1),
-        "start_to_ready_s": round(ready_s, 3),
-        "stop_s": round(time.perf_counter() - t_stop, 3),
-        "exit_code": proc.returncode,
-    }, indent=2))
+    inside = {}
+    for line in (run / "agent.log").read_text().splitlines():
+        if '"access_latency"' in line:
+            inside = json.loads(line)["access_latency"]
+    print(
+        json.dumps(
+            {
+                "bench": "access",
+                "scans": len(latencies),
+                # the target's measure, taken by the agent: scan line read -> lock frame written
+                "agent_read_to_frame_ms": inside,
+                # the outside bound: scan line written to the pty -> frame read back from the bus pty
+                "scan_to_lock_frame_ms": {
+                    "p50": round(statistics.median(latencies), 3),
+                    "p99": round(percentile(latencies, 99), 3),
+                    "max": round(max(latencies), 3),
+                    "mean": round(statistics.fmean(latencies), 3),
+                },
+                "targets_ms": {"p50": 0.5, "p99": 2.0},
+                "idle_rss_mb": round(rss_kb / 1024, 1),
+                "start_to_ready_s": round(ready_s, 3),
+                "stop_s": round(time.perf_counter() - t_stop, 3),
+                "exit_code": proc.returncode,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -83,6 +83,10 @@ class Device(abc.ABC):
 class DoorLock(abc.ABC):
     """The actuator of one door, owned by a device (a relay pin, a lock board channel)."""
 
+    # perf_counter_ns() when the last unlock left for the hardware (frame written, pin
+    # set): the end of the span the access latency is measured over.
+    actuated_ns: int = 0
+
     @abc.abstractmethod
     async def unlock(self, seconds: float) -> None:
         """Release the door for `seconds` (the lock relocks by itself after that, or

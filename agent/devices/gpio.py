@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from time import perf_counter_ns
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,6 +108,7 @@ class GpioRelayLock(DoorLock):
     async def unlock(self, seconds: float) -> None:
         self._cancel_timer()
         self._set_locked(False)
+        self.actuated_ns = perf_counter_ns()
         loop = asyncio.get_running_loop()
         self._relock_timer = loop.call_later(seconds, self._relock_when_due)
 

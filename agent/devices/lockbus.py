@@ -25,6 +25,7 @@ import heapq
 import itertools
 import logging
 from dataclasses import dataclass
+from time import perf_counter_ns
 
 from agent.config.schema import LockBusDevice
 from agent.devices.base import ContactChanged, Device, DeviceError, DoorLock, EventSink
@@ -111,6 +112,7 @@ class LockBus(Device):
         # Consecutive missed polls per board; None until it first answers after the port opened.
         self._missed: dict[int, int | None] = dict.fromkeys(self.boards)
         self._counters = BusCounters()
+        self.open_written_ns: dict[tuple[int, int], int] = {}
         self._poll_task: asyncio.Task[None] | None = None
 
     # --- Device ---------------------------------------------------------------------
@@ -153,7 +155,10 @@ class LockBus(Device):
 
     async def open_lock(self, board: int, channel: int) -> lb.LockStatus:
         """Send OPEN and wait for the board's reply. Raises DeviceError when the port
-        is not open, BoardNotAnswering when the board stays silent through the retries."""
+        is not open, BoardNotAnswering when the board stays silent through the retries.
+
+        A bus that is offline only because some *other* board is silent still opens
+        this board's doors: one dead board must not lock a store's other doors."""
         self._check(board, channel)
         reply = await self._submit(lb.OpenLock(board, channel), PRIORITY_OPEN, self._cfg.retries)
         assert isinstance(reply, lb.LockStatus)
@@ -212,6 +217,8 @@ class LockBus(Device):
             pending.future.set_exception(exc)
             self._fail_all(exc)
             return
+        if isinstance(pending.request, lb.OpenLock):
+            self.open_written_ns[(pending.request.board, pending.request.lock)] = perf_counter_ns()
         self._inflight = pending
         self._counters.frames_sent += 1
         self._timer = self._loop.call_later(self._timeout_s, self._on_timeout, pending)
@@ -370,6 +377,7 @@ class LockboardChannel(DoorLock):
 
     async def unlock(self, seconds: float) -> None:
         await self.bus.open_lock(self.board, self.channel)
+        self.actuated_ns = self.bus.open_written_ns.get((self.board, self.channel), 0)
 
     async def relock(self) -> None:
         """Nothing to do: a lock board's latch relocks on its own."""

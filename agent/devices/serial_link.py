@@ -138,6 +138,13 @@ class SerialLink:
                 await self._open()
             except (OSError, serial.SerialException) as exc:
                 self._report_down(f"cannot open {self._describe_port()}: {exc}")
+            except Exception as exc:
+                # Not a missing device but something odd (termios.error from a port that
+                # is not a tty...). Keep the device supervised: log it fully (once per
+                # outage) and retry.
+                if self._is_up is not False:
+                    log.exception("%s: unexpected error opening %s", self.name, self.port)
+                self._report_down(f"cannot open {self._describe_port()}: {exc!r}")
             else:
                 attempt = 0
                 self._report_up()

@@ -199,7 +199,7 @@ class Journal:
         """Write what is queued, save the clock, close. Safe to call twice."""
         if self._closing is None:
             self._closing = self._loop.create_future()
-            self._writer.submit(Stop(self._clock.last_known_good, self._closing))
+            self._writer.submit(Stop(self._clock.now(), self._closing))
             try:
                 await self._closing
             finally:
@@ -229,6 +229,8 @@ class Journal:
         rows: list[EventRow] = []
         datas: list[dict[str, Any]] = []
         for type_, data in items:
+            if not isinstance(type_, str) or not type_ or not type_.isprintable():
+                raise JournalError(BAD_DATA, f"an event type is printable text, not {type_!r}")
             if not isinstance(data, dict):
                 raise JournalError(BAD_DATA, f"{type_}: data must be a dict, not {data!r}")
             try:

@@ -114,7 +114,7 @@ def _chunk(conn: sqlite3.Connection, target: int) -> int:
     live = _live_bytes(conn)
     rows = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     per_row = live / max(rows, 1)  # other tables make this an overestimate: safe
-    return max(100, math.ceil((live - target) / per_row))
+    return max(10, math.ceil((live - target) / per_row))
 
 
 def _delete_until(conn: sqlite3.Connection, target: int, where: str) -> int:
@@ -157,5 +157,7 @@ def _drop_until(
 
 
 def _shrink(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA incremental_vacuum").fetchall()  # runs only as far as it is read
+    # Each step of this pragma frees one page and execute() steps only once;
+    # executescript() steps it to the end (we are outside a transaction here).
+    conn.executescript("PRAGMA incremental_vacuum;")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()

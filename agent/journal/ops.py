@@ -19,8 +19,9 @@ class Statement(NamedTuple):
     must_match: str | None = None
 
 
-# Made once: json.dumps() with options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# Made once: json.dumps() with options builds a new encoder on every call. ASCII only:
+# a lone surrogate in a string then stays an escape instead of failing in the writer.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def to_json(value: Any) -> str:

@@ -86,9 +86,6 @@ def migrate(conn: sqlite3.Connection, steps: list[str] = MIGRATIONS) -> int:
             f"the journal database has schema version {found}, this agent knows up to "
             f"{len(steps)}: run the newer agent (or restore a backup made by this one)",
         )
-    if found == 0 and not _has_tables(conn):
-        # Must be set before the first table exists; lets maintenance shrink the file.
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     for version in range(found, len(steps)):
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -100,10 +97,6 @@ def migrate(conn: sqlite3.Connection, steps: list[str] = MIGRATIONS) -> int:
             conn.execute("ROLLBACK")
             raise
     return found
-
-
-def _has_tables(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
 
 
 def _statements(script: str) -> list[str]:

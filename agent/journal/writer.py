@@ -83,6 +83,9 @@ def connect(path: Path) -> sqlite3.Connection:
     """A connection with the journal's settings (the writer's and the reader's alike)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
+        # Lets maintenance give freed pages back to the disk. It only takes effect on a
+        # new, empty database (before WAL mode writes the header); elsewhere a no-op.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             raise JournalError(INTERNAL, f"{path}: SQLite refused WAL mode (got {mode!r})")
@@ -198,11 +201,12 @@ class Writer(threading.Thread):
             array = ",".join(
                 f'["{id_}","{ts}",{_type_json(type_)},{data}]' for id_, ts, type_, data in rows
             )
-            conn.execute(_INSERT_EVENTS, (f"[{array}]",))
+            cur = conn.execute(_INSERT_EVENTS, (f"[{array}]",))
             # One writer, one transaction, AUTOINCREMENT: the rows got consecutive seqs
             # ending at the last inserted rowid.
-            last_seq = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            first_seq = last_seq - len(rows) + 1
+            if cur.rowcount != len(rows) or cur.lastrowid is None:
+                raise JournalError(INTERNAL, f"inserted {cur.rowcount} of {len(rows)} events")
+            first_seq = cur.lastrowid - len(rows) + 1
         results: list[list[Event]] = []
         seq = first_seq
         for w in writes:

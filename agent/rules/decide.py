@@ -76,12 +76,23 @@ class Decision:
 
     def with_reason(self, reason: Reason, detail: str = "") -> Decision:
         return Decision(
-            reason, self.door, self.method, self.scope, self.sub, self.jti, self.exp,
-            self.orders, self.items, detail, needs_answer=False,
+            reason,
+            self.door,
+            self.method,
+            self.scope,
+            self.sub,
+            self.jti,
+            self.exp,
+            self.orders,
+            self.items,
+            detail,
+            needs_answer=False,
         )
 
 
-def _door_rules(policy: DoorPolicy, state: AccessState, scope: str, local: dt.datetime) -> tuple[Reason, str] | None:
+def _door_rules(
+    policy: DoorPolicy, state: AccessState, scope: str, local: dt.datetime
+) -> tuple[Reason, str] | None:
     if policy.door in state.lockdown:
         return Reason.LOCKDOWN, "the door is in lockdown: staff only"
     closed_applies = not (scope == "pickup" and policy.pickup_when_closed)
@@ -95,7 +106,9 @@ def _door_rules(policy: DoorPolicy, state: AccessState, scope: str, local: dt.da
     return None
 
 
-def _match_orders(ids: tuple[str, ...], state: AccessState) -> tuple[Reason, tuple[str, ...], tuple[Mapping[str, Any], ...], str]:
+def _match_orders(
+    ids: tuple[str, ...], state: AccessState
+) -> tuple[Reason, tuple[str, ...], tuple[Mapping[str, Any], ...], str]:
     pending: list[str] = []
     statuses: list[str] = []
     for oid in ids:
@@ -117,15 +130,27 @@ def _match_orders(ids: tuple[str, ...], state: AccessState) -> tuple[Reason, tup
     return Reason.UNKNOWN_ORDER, (), (), "no such order here"
 
 
-def decide_pass(verified: Claims | Rejected, policy: DoorPolicy, state: AccessState, now: float) -> Decision:
+def decide_pass(
+    verified: Claims | Rejected, policy: DoorPolicy, state: AccessState, now: float
+) -> Decision:
     if isinstance(verified, Rejected):
-        return Decision(verified.reason, policy.door, "pass", verified.scope, verified.sub, verified.jti, detail=verified.detail)
+        return Decision(
+            verified.reason,
+            policy.door,
+            "pass",
+            verified.scope,
+            verified.sub,
+            verified.jti,
+            detail=verified.detail,
+        )
     c = verified
     base = Decision(Reason.GRANTED, policy.door, "pass", c.scope, c.sub, c.jti, c.exp)
     if c.door is not None and c.door != policy.door:
         return base.with_reason(Reason.WRONG_DOOR, f"pass is for door {c.door!r}")
     if c.scope not in policy.scopes:
-        return base.with_reason(Reason.WRONG_SCOPE, f"door {policy.door!r} does not take {c.scope} passes")
+        return base.with_reason(
+            Reason.WRONG_SCOPE, f"door {policy.door!r} does not take {c.scope} passes"
+        )
     if c.scope != "pickup" and c.jti in state.used_jti:
         return base.with_reason(Reason.REPLAYED, "pass already used")
     if c.sub in state.block_list:
@@ -142,9 +167,13 @@ def decide_pass(verified: Claims | Rejected, policy: DoorPolicy, state: AccessSt
         reason, orders, items, detail = _match_orders(c.orders, state)
         if reason is not Reason.GRANTED:
             return base.with_reason(reason, detail)
-        return Decision(Reason.GRANTED, policy.door, "pass", c.scope, c.sub, c.jti, c.exp, orders, items, detail)
+        return Decision(
+            Reason.GRANTED, policy.door, "pass", c.scope, c.sub, c.jti, c.exp, orders, items, detail
+        )
     if policy.has_question:
-        return Decision(Reason.GRANTED, policy.door, "pass", c.scope, c.sub, c.jti, c.exp, needs_answer=True)
+        return Decision(
+            Reason.GRANTED, policy.door, "pass", c.scope, c.sub, c.jti, c.exp, needs_answer=True
+        )
     return base
 
 

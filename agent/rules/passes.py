@@ -78,7 +78,9 @@ class PassVerifier:
     def replace_keys(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
         self._keys = dict(keys)
 
-    def verify(self, token: str, *, store: str, now: float, scopes: frozenset[str] = DOOR_SCOPES) -> Claims | Rejected:
+    def verify(
+        self, token: str, *, store: str, now: float, scopes: frozenset[str] = DOOR_SCOPES
+    ) -> Claims | Rejected:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as e:
@@ -134,7 +136,9 @@ def _parse_claims(kid: str, payload: bytes) -> Claims:
     )
 
 
-def check_claims(c: Claims, *, store: str, now: float, skew: float, scopes: frozenset[str]) -> Claims | Rejected:
+def check_claims(
+    c: Claims, *, store: str, now: float, skew: float, scopes: frozenset[str]
+) -> Claims | Rejected:
     def no(reason: Reason, detail: str) -> Rejected:
         return Rejected(reason, detail, sub=c.sub, scope=c.scope, jti=c.jti)
 

@@ -66,11 +66,14 @@ class AccessService:
         self._code_failures: dict[str, deque[float]] = {}
         self._waiting: dict[str, _Waiting] = {}
         self.decisions = 0
+        # scan line read -> lock command written, for the last grants (ms)
+        self.latencies_ms: deque[float] = deque(maxlen=10_000)
 
     # --- entry points ----------------------------------------------------------------
 
-    async def on_scan(self, door_id: str, line: str) -> Decision:
-        """A line scanned at a door: decide, record, and open the door if granted."""
+    async def on_scan(self, door_id: str, line: str, read_ns: int = 0) -> Decision:
+        """A line scanned at a door: decide, record, and open the door if granted.
+        `read_ns` (perf_counter_ns when the line was read) feeds the latency figures."""
         policy = self._policies[door_id]
         now = self._clock.now()
         scan = classify(line, code_length=self.cfg.pickup.code_length)
@@ -82,13 +85,18 @@ class AccessService:
                 self._count_recent_failures(door_id)
                 decision = decide_code(code, policy, self.state, now)
             case ProductScan(barcode):
-                decision = Decision(Reason.WRONG_SCOPE, door_id, "other", detail=f"product barcode {barcode} at a door")
+                decision = Decision(
+                    Reason.WRONG_SCOPE,
+                    door_id,
+                    "other",
+                    detail=f"product barcode {barcode} at a door",
+                )
             case MalformedScan(why):
                 decision = Decision(Reason.MALFORMED, door_id, "other", detail=why)
         if decision.needs_answer:
             self._await_answer(decision)
             return decision
-        return await self.commit(decision)
+        return await self.commit(decision, read_ns)
 
     async def on_answer(self, door_id: str, text: str) -> Decision | None:
         """A line typed on the door's keypad: the answer to its entry question."""
@@ -102,12 +110,28 @@ class AccessService:
         ok = await asyncio.to_thread(answer_matches, text, question.answers)
         self._release_reservation(waiting.decision)
         d = waiting.decision
-        decision = d.with_reason(Reason.GRANTED) if ok else d.with_reason(Reason.WRONG_ANSWER, "wrong answer")
+        decision = (
+            d.with_reason(Reason.GRANTED)
+            if ok
+            else d.with_reason(Reason.WRONG_ANSWER, "wrong answer")
+        )
         return await self.commit(decision)
+
+    def latency_summary(self) -> dict[str, float | int]:
+        v = sorted(self.latencies_ms)
+        if not v:
+            return {"grants": 0}
+        pick = lambda q: round(v[min(len(v) - 1, int(q * len(v)))], 3)  # noqa: E731
+        return {
+            "grants": len(v),
+            "p50_ms": pick(0.5),
+            "p99_ms": pick(0.99),
+            "max_ms": round(v[-1], 3),
+        }
 
     # --- recording and effects -----------------------------------------------------
 
-    async def commit(self, decision: Decision) -> Decision:
+    async def commit(self, decision: Decision, read_ns: int = 0) -> Decision:
         """Journal the decision (durably), then apply it to the door."""
         self.decisions += 1
         door = self._doors[decision.door]
@@ -121,7 +145,9 @@ class AccessService:
         except JournalError as e:
             if undo:
                 undo()
-            log.error("door %s: cannot record the decision (%s): the door stays locked", decision.door, e)
+            log.error(
+                "door %s: cannot record the decision (%s): the door stays locked", decision.door, e
+            )
             return decision.with_reason(decision.reason, f"not recorded, door not opened: {e}")
         self._log_decision(decision)
         if not decision.granted:
@@ -129,12 +155,18 @@ class AccessService:
                 self._code_failures.setdefault(decision.door, deque()).append(time.monotonic())
             return decision
         try:
-            await door.release(by="grant", data={"scope": decision.scope, "sub": decision.sub})
+            actuated_ns = await door.release(
+                by="grant", data={"scope": decision.scope, "sub": decision.sub}
+            )
+            if read_ns and actuated_ns > read_ns:
+                self.latencies_ms.append((actuated_ns - read_ns) / 1e6)
         except DeviceError as e:
             if undo:
                 undo()
             log.error("door %s: lock did not open: %s", decision.door, e)
-            await self._append_quietly("door.unlock_failed", {"door": decision.door, "error": str(e)})
+            await self._append_quietly(
+                "door.unlock_failed", {"door": decision.door, "error": str(e)}
+            )
             return decision
         if decision.orders:
             await self._complete_pickups(decision)
@@ -161,14 +193,17 @@ class AccessService:
     async def _complete_pickups(self, d: Decision) -> None:
         courier = d.sub or "code"
         items = [
-            ("pickup.completed", {
-                "order": oid,
-                "courier": courier,
-                "door": d.door,
-                "platform": self._orders.by_id[oid].get("platform"),
-                "platform_order_id": self._orders.by_id[oid].get("platform_order_id"),
-                "items": [i for i in d.items if i.get("order") == oid],
-            })
+            (
+                "pickup.completed",
+                {
+                    "order": oid,
+                    "courier": courier,
+                    "door": d.door,
+                    "platform": self._orders.by_id[oid].get("platform"),
+                    "platform_order_id": self._orders.by_id[oid].get("platform_order_id"),
+                    "items": [i for i in d.items if i.get("order") == oid],
+                },
+            )
             for oid in d.orders
         ]
         ops = [SetOrderStatus(oid, "picked_up") for oid in d.orders]
@@ -222,7 +257,10 @@ class AccessService:
 
     def _log_decision(self, d: Decision) -> None:
         if d.granted and d.items:
-            picks = ", ".join(f"{i.get('qty', 1)}x {i.get('name', i.get('barcode'))} @ shelf {i.get('shelf', '?')}" for i in d.items)
+            picks = ", ".join(
+                f"{i.get('qty', 1)}x {i.get('name', i.get('barcode'))} @ shelf {i.get('shelf', '?')}"
+                for i in d.items
+            )
             log.info("door %s: granted pickup %s: take %s", d.door, ",".join(d.orders), picks)
         elif d.granted:
             log.info("door %s: granted %s %s", d.door, d.scope, d.sub)

@@ -81,9 +81,11 @@ class Door:
 
     # --- actions -------------------------------------------------------------------
 
-    async def release(self, *, by: str, seconds: float | None = None, data: dict[str, Any] | None = None) -> None:
+    async def release(
+        self, *, by: str, seconds: float | None = None, data: dict[str, Any] | None = None
+    ) -> int:
         """Unlock the door (raises DeviceError if the lock does not obey). The caller has
-        already journaled why."""
+        already journaled why. Returns when the command left for the lock (perf ns)."""
         seconds = seconds or self.cfg.unlock_seconds
         await self._lock.unlock(seconds)
         now = time.monotonic()
@@ -91,7 +93,10 @@ class Door:
         if self.state is DoorState.LOCKED:
             self._set(DoorState.UNLOCKED)
         self._arm_relock(seconds)
-        self._record("door.unlocked", {"door": self.id, "by": by, "seconds": seconds, **(data or {})})
+        self._record(
+            "door.unlocked", {"door": self.id, "by": by, "seconds": seconds, **(data or {})}
+        )
+        return self._lock.actuated_ns
 
     def exit_requested(self) -> None:
         self._exit_until = time.monotonic() + EXIT_WINDOW_S

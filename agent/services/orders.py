@@ -35,7 +35,9 @@ def validate_order(raw: Mapping[str, Any], *, code_length: int) -> dict[str, Any
     if status not in STATUSES:
         raise OrderError(f"order {oid}: status must be one of {sorted(STATUSES)}")
     code = order.get("pickup_code")
-    if code is not None and (not isinstance(code, str) or not code.isdigit() or len(code) != code_length):
+    if code is not None and (
+        not isinstance(code, str) or not code.isdigit() or len(code) != code_length
+    ):
         raise OrderError(f"order {oid}: pickup_code must be {code_length} digits")
     items = order.setdefault("items", [])
     if not isinstance(items, list):
@@ -47,7 +49,9 @@ def validate_order(raw: Mapping[str, Any], *, code_length: int) -> dict[str, Any
 
 
 class PendingOrders:
-    def __init__(self, journal: Journal, orders: Mapping[str, Mapping[str, Any]], *, code_length: int) -> None:
+    def __init__(
+        self, journal: Journal, orders: Mapping[str, Mapping[str, Any]], *, code_length: int
+    ) -> None:
         self._journal = journal
         self._code_length = code_length
         self.by_id: dict[str, dict[str, Any]] = {k: dict(v) for k, v in orders.items()}

@@ -34,7 +34,14 @@ def decide(agent: AgentHandle, sim: SimHandle, code: str) -> dict[str, Any]:
 
 def _decision(agent: AgentHandle, seq: int) -> dict[str, Any]:
     def found() -> dict[str, Any] | None:
-        return next((e for e in agent.journal.events(after_seq=seq) if e["type"] in ("access.granted", "access.denied")), None)
+        return next(
+            (
+                e
+                for e in agent.journal.events(after_seq=seq)
+                if e["type"] in ("access.granted", "access.denied")
+            ),
+            None,
+        )
 
     return wait_until(found, 5, "an access decision")
 
@@ -44,14 +51,23 @@ def reason(event: dict[str, Any]) -> str:
 
 
 ORDER = {
-    "id": "mt-1001", "platform": "meituan", "platform_order_id": "27011", "day_seq": 12,
-    "pickup_code": "483920", "status": "pending", "note": "少冰",
-    "items": [{"barcode": "6901028075022", "name": "可口可乐 500ml", "qty": 2, "shelf": "A3"},
-              {"barcode": "6920202888883", "name": "乐事薯片", "qty": 1, "shelf": "B1"}],
+    "id": "mt-1001",
+    "platform": "meituan",
+    "platform_order_id": "27011",
+    "day_seq": 12,
+    "pickup_code": "483920",
+    "status": "pending",
+    "note": "少冰",
+    "items": [
+        {"barcode": "6901028075022", "name": "可口可乐 500ml", "qty": 2, "shelf": "A3"},
+        {"barcode": "6920202888883", "name": "乐事薯片", "qty": 1, "shelf": "B1"},
+    ],
 }
 
 
-def test_a_valid_pass_opens_the_door_and_it_relocks_when_closed(sim: SimHandle, keys: Keys, run_dir: Path):
+def test_a_valid_pass_opens_the_door_and_it_relocks_when_closed(
+    sim: SimHandle, keys: Keys, run_dir: Path
+):
     with start_agent(run_dir) as agent:
         granted = decide(agent, sim, keys.mint(scope="entry", sub="alice"))
         assert reason(granted) == "granted" and granted["data"]["sub"] == "alice"
@@ -71,9 +87,14 @@ def test_a_valid_pass_opens_the_door_and_it_relocks_when_closed(sim: SimHandle, 
 
 def test_every_pass_and_code_reason_at_the_demo_door(sim: SimHandle, keys: Keys, run_dir: Path):
     stranger = Ed25519PrivateKey.generate()
-    seed_orders(run_dir, [ORDER,
-                          {**ORDER, "id": "mt-1002", "pickup_code": "111111", "status": "cancelled"},
-                          {**ORDER, "id": "mt-1003", "pickup_code": "222222", "status": "picked_up"}])
+    seed_orders(
+        run_dir,
+        [
+            ORDER,
+            {**ORDER, "id": "mt-1002", "pickup_code": "111111", "status": "cancelled"},
+            {**ORDER, "id": "mt-1003", "pickup_code": "222222", "status": "picked_up"},
+        ],
+    )
     now = time.time()
     entry = keys.mint(scope="entry", sub="bob")
     cases = [
@@ -116,7 +137,9 @@ def test_store_rules_from_the_config(sim: SimHandle, keys: Keys, run_dir: Path, 
             assert reason(decide(agent, sim, keys.mint(scope="staff", sub="owner"))) == "granted"
 
 
-def test_occupancy_limit_counts_entries_and_door_cycle_exits(sim: SimHandle, keys: Keys, run_dir: Path):
+def test_occupancy_limit_counts_entries_and_door_cycle_exits(
+    sim: SimHandle, keys: Keys, run_dir: Path
+):
     def edit(c):
         c["doors"][0].update(occupancy_limit=1, exit_counting="door_cycle")
 
@@ -153,14 +176,29 @@ def test_entry_question_answered_on_the_keypad(run_dir: Path, keys: Keys):
     from tests.support.sim import start_sim
 
     sim_cfg = run_dir / "sim.yaml"
-    default = (Path(__file__).parents[2] / "firmware-sim" / "shopgate_sim" / "store.yaml").read_text()
+    default = (
+        Path(__file__).parents[2] / "firmware-sim" / "shopgate_sim" / "store.yaml"
+    ).read_text()
     sim_cfg.write_text(default + "\n  - id: keypad-front\n    kind: scanner\n")
 
     def edit(c):
-        c["devices"].append({"id": "keypad-front", "kind": "keypad", "port": "${SHOPGATE_RUN:-.run}/sim/keypad-front"})
-        c["doors"][0]["entry_question"] = {"keypad": "keypad-front", "answers": [hash_answer("四十二")], "timeout_seconds": 5}
+        c["devices"].append(
+            {
+                "id": "keypad-front",
+                "kind": "keypad",
+                "port": "${SHOPGATE_RUN:-.run}/sim/keypad-front",
+            }
+        )
+        c["doors"][0]["entry_question"] = {
+            "keypad": "keypad-front",
+            "answers": [hash_answer("四十二")],
+            "timeout_seconds": 5,
+        }
 
-    with start_sim(run_dir, config=sim_cfg) as sim, start_agent(run_dir, write_config(run_dir, edit)) as agent:
+    with (
+        start_sim(run_dir, config=sim_cfg) as sim,
+        start_agent(run_dir, write_config(run_dir, edit)) as agent,
+    ):
         seq = agent.journal.last_seq()
         scan(sim, keys.mint(scope="entry", sub="carol"))
         time.sleep(0.3)
@@ -194,7 +232,9 @@ def test_courier_pickup_with_the_network_unplugged(sim: SimHandle, keys: Keys, r
         assert reason(decide(agent, sim, "483920")) == "already_picked_up"
 
 
-def test_kill_9_mid_scan_stream_loses_nothing_and_reuses_no_seq(sim: SimHandle, keys: Keys, run_dir: Path):
+def test_kill_9_mid_scan_stream_loses_nothing_and_reuses_no_seq(
+    sim: SimHandle, keys: Keys, run_dir: Path
+):
     agent = start_agent(run_dir)
     passes = [keys.mint(scope="entry", sub=f"c{i}", jti=uuid.uuid4().hex) for i in range(60)]
     for p in passes[:40]:
@@ -205,7 +245,15 @@ def test_kill_9_mid_scan_stream_loses_nothing_and_reuses_no_seq(sim: SimHandle, 
     with start_agent(run_dir) as again:
         for p in passes[40:]:
             scan(sim, p)
-        wait_until(lambda: len(again.journal.events("access.granted")) + len(again.journal.events("access.denied")) >= 41, 10, "decisions after restart")
+        wait_until(
+            lambda: (
+                len(again.journal.events("access.granted"))
+                + len(again.journal.events("access.denied"))
+                >= 41
+            ),
+            10,
+            "decisions after restart",
+        )
         after = again.journal.events()
     by_id = {e["id"]: e for e in after}
     assert all(e["id"] in by_id and by_id[e["id"]]["seq"] == e["seq"] for e in seen)  # nothing lost
@@ -221,15 +269,26 @@ def test_scanner_unplugged_and_replugged(sim: SimHandle, keys: Keys, run_dir: Pa
     with start_agent(run_dir) as agent:
         seq = agent.journal.last_seq()
         sim.post("/devices/scanner-front/unplug", {"seconds": 1})
-        agent.wait_event("device.offline", lambda e: e["data"]["device"] == "scanner-front", after_seq=seq)
-        agent.wait_event("device.online", lambda e: e["data"]["device"] == "scanner-front", after_seq=seq, timeout=10)
+        agent.wait_event(
+            "device.offline", lambda e: e["data"]["device"] == "scanner-front", after_seq=seq
+        )
+        agent.wait_event(
+            "device.online",
+            lambda e: e["data"]["device"] == "scanner-front",
+            after_seq=seq,
+            timeout=10,
+        )
         assert reason(decide(agent, sim, keys.mint(scope="entry", sub="dan"))) == "granted"
 
 
-def test_sighup_keeps_the_running_config_when_the_new_one_is_invalid(sim: SimHandle, keys: Keys, run_dir: Path):
+def test_sighup_keeps_the_running_config_when_the_new_one_is_invalid(
+    sim: SimHandle, keys: Keys, run_dir: Path
+):
     import signal
 
-    config = write_config(run_dir, lambda c: None if False else c["doors"][0].update(unlock_seconds=4))
+    config = write_config(
+        run_dir, lambda c: None if False else c["doors"][0].update(unlock_seconds=4)
+    )
     with start_agent(run_dir, config) as agent:
         good = config.read_text()
         config.write_text(good.replace("unlock_seconds: 4", "unlock_seconds: soon"))

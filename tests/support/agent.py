@@ -12,10 +12,8 @@ What the agent did is read back from its journal (a real SQLite file, read-only)
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -26,6 +24,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.journal.view import JournalView
 from cloud.signing import load_private_key, mint_pass, write_keypair
 from tests.support.sim import wait_until
 
@@ -82,49 +81,6 @@ def seed_orders(run_dir: Path, orders: Iterable[dict[str, Any]]) -> None:
             await journal.close()
 
     asyncio.run(go())
-
-
-class JournalView:
-    """Read-only look at the agent's journal while it runs."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        if not self.path.exists():
-            return []
-        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
-        con.row_factory = sqlite3.Row
-        try:
-            return con.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:
-            return []  # not created yet
-        finally:
-            con.close()
-
-    def events(self, type_: str | None = None, after_seq: int = 0) -> list[dict[str, Any]]:
-        rows = self._query(
-            "SELECT seq, id, ts, type, data FROM events WHERE seq > ? ORDER BY seq", (after_seq,)
-        )
-        out = [
-            {
-                "seq": r["seq"],
-                "id": r["id"],
-                "ts": r["ts"],
-                "type": r["type"],
-                "data": json.loads(r["data"]),
-            }
-            for r in rows
-        ]
-        return [e for e in out if type_ is None or e["type"] == type_]
-
-    def last_seq(self) -> int:
-        rows = self._query("SELECT max(seq) AS m FROM events")
-        return (rows[0]["m"] or 0) if rows else 0
-
-    def order_status(self, order_id: str) -> str | None:
-        rows = self._query("SELECT status FROM orders WHERE id = ?", (order_id,))
-        return rows[0]["status"] if rows else None
 
 
 @dataclass

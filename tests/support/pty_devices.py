@@ -31,8 +31,9 @@ class FakePort:
         self._loop = asyncio.get_running_loop()
         self.plug()
 
-    def plug(self) -> None:
-        self._master, self._slave = os.openpty()
+    def plug(self, pty: tuple[int, int] | None = None) -> None:
+        """Connect a new pty (or the given (master, slave) pair) behind the path."""
+        self._master, self._slave = pty or os.openpty()
         # Raw on both ends: no echo, no CR/LF translation, bytes pass as they are.
         tty.setraw(self._master)
         tty.setraw(self._slave)
@@ -51,6 +52,7 @@ class FakePort:
         os.close(self._master)
         os.close(self._slave)
         self._master = self._slave = -1
+        self.path.unlink()  # as udev removes a by-id link when the device goes
 
     def write(self, data: bytes) -> None:
         os.write(self._master, data)

@@ -233,6 +233,7 @@ async def test_silent_board_takes_the_bus_offline_until_it_answers_again(
 
 async def test_unplugged_bus_fails_fast_and_recovers_on_replug(rig, events: Events) -> None:
     bus, boards = rig
+    replacement = os.openpty()  # the replugged adapter: another /dev/pts number
     boards.port.unplug()
     [offline] = await events.wait_count(DeviceOffline, 1)
     assert str(boards.port.path) in offline.reason
@@ -240,12 +241,9 @@ async def test_unplugged_bus_fails_fast_and_recovers_on_replug(rig, events: Even
     with pytest.raises(DeviceError, match="offline"):
         await bus.channel(1, 1).unlock(5)
     assert time.monotonic() - started < 0.01  # no waiting for timeouts
-    blocker = os.openpty()  # the replugged adapter gets a new pts number
-    boards.port.plug()
+    boards.port.plug(replacement)
     await events.wait_count(DeviceOnline, 2)
     await bus.channel(1, 1).unlock(5)
-    for fd in blocker:
-        os.close(fd)
 
 
 async def test_query_returns_the_board_status(rig) -> None:

@@ -101,14 +101,14 @@ async def test_unplug_reports_offline_and_replug_resumes_without_restart(
     port.write(b"half a li")  # lost with the unplug
     await _settle()
     old_target = port_path_target(port)
+    # Made while the old one still exists, so it surely gets another /dev/pts number.
+    replacement = os.openpty()
     port.unplug()
     [offline] = await events.wait_count(DeviceOffline, 1)
     assert offline.device == "scan1" and str(port.path) in offline.reason
     assert not dev.online
     await _settle(0.1)  # several failed reopen attempts: still one DeviceOffline
-    # Hold the freed pts number so the replugged device gets a new one behind the link.
-    blocker = os.openpty()
-    port.plug()
+    port.plug(replacement)
     assert port_path_target(port) != old_target
     await events.wait_count(DeviceOnline, 2)
     port.write(b"after\n")
@@ -119,8 +119,6 @@ async def test_unplug_reports_offline_and_replug_resumes_without_restart(
         "DeviceOffline",
         "DeviceOnline",
     ]
-    for fd in blocker:
-        os.close(fd)
 
 
 async def test_missing_port_at_start_is_offline_once_then_online_when_it_appears(

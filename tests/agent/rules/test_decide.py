@@ -12,7 +12,9 @@ from agent.rules.reasons import Reason
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOON = 1_800_003_600.0  # 2027-01-15 12:00 in Shanghai... any instant works for 24h hours
-POLICY = DoorPolicy(door="front", scopes=frozenset({"entry", "pickup", "staff"}), hours=["00:00-24:00"], timezone=TZ)
+POLICY = DoorPolicy(
+    door="front", scopes=frozenset({"entry", "pickup", "staff"}), hours=["00:00-24:00"], timezone=TZ
+)
 
 
 def claims(scope="entry", sub="c1", jti="j1", door=None, orders=()):
@@ -20,7 +22,12 @@ def claims(scope="entry", sub="c1", jti="j1", door=None, orders=()):
 
 
 def order(oid, status="pending", code="123456"):
-    return {"id": oid, "status": status, "pickup_code": code, "items": [{"barcode": "690", "name": "可乐", "qty": 2, "shelf": "A3"}]}
+    return {
+        "id": oid,
+        "status": status,
+        "pickup_code": code,
+        "items": [{"barcode": "690", "name": "可乐", "qty": 2, "shelf": "A3"}],
+    }
 
 
 def state(**kw) -> AccessState:
@@ -41,16 +48,36 @@ def test_verifier_rejections_pass_through():
     ("c", "policy", "st", "want"),
     [
         (claims(door="back"), POLICY, state(), Reason.WRONG_DOOR),
-        (claims(scope="entry"), DoorPolicy("front", frozenset({"pickup"}), ["00:00-24:00"], TZ), state(), Reason.WRONG_SCOPE),
+        (
+            claims(scope="entry"),
+            DoorPolicy("front", frozenset({"pickup"}), ["00:00-24:00"], TZ),
+            state(),
+            Reason.WRONG_SCOPE,
+        ),
         (claims(), POLICY, state(used_jti={"j1": NOON + 300}), Reason.REPLAYED),
         (claims(), POLICY, state(block_list={"c1"}), Reason.BLOCKED),
         (claims(), POLICY, state(lockdown={"front"}), Reason.LOCKDOWN),
         (claims(), POLICY, state(business_open=False), Reason.CLOSED),
         (claims(), DoorPolicy("front", POLICY.scopes, {"mon": []}, TZ), state(), Reason.CLOSED),
-        (claims(), DoorPolicy("front", POLICY.scopes, ["00:00-24:00"], TZ, occupancy_limit=2), state(occupancy={"front": 2}), Reason.FULL),
+        (
+            claims(),
+            DoorPolicy("front", POLICY.scopes, ["00:00-24:00"], TZ, occupancy_limit=2),
+            state(occupancy={"front": 2}),
+            Reason.FULL,
+        ),
         (claims("pickup", orders=["o9"]), POLICY, state(), Reason.UNKNOWN_ORDER),
-        (claims("pickup", orders=["o1"]), POLICY, state(orders={"o1": order("o1", "picked_up")}), Reason.ALREADY_PICKED_UP),
-        (claims("pickup", orders=["o1"]), POLICY, state(orders={"o1": order("o1", "cancelled")}), Reason.CANCELLED),
+        (
+            claims("pickup", orders=["o1"]),
+            POLICY,
+            state(orders={"o1": order("o1", "picked_up")}),
+            Reason.ALREADY_PICKED_UP,
+        ),
+        (
+            claims("pickup", orders=["o1"]),
+            POLICY,
+            state(orders={"o1": order("o1", "cancelled")}),
+            Reason.CANCELLED,
+        ),
         (claims("staff"), POLICY, state(staff={"boss"}), Reason.WRONG_SCOPE),
     ],
 )
@@ -65,7 +92,10 @@ def test_staff_pass_works_in_lockdown_closed_and_full():
 
 
 def test_blocked_staff_is_still_blocked():
-    assert decide_pass(claims("staff"), POLICY, state(block_list={"c1"}), NOON).reason is Reason.BLOCKED
+    assert (
+        decide_pass(claims("staff"), POLICY, state(block_list={"c1"}), NOON).reason
+        is Reason.BLOCKED
+    )
 
 
 def test_pickup_pass_lists_items_with_shelves_and_only_pending_orders():
@@ -93,10 +123,26 @@ def test_couriers_may_pick_up_when_closed_unless_configured_otherwise():
     [
         (state(), Reason.UNKNOWN_ORDER),
         (state(orders={"o1": order("o1")}, orders_by_code={"123456": "o1"}), Reason.GRANTED),
-        (state(orders={"o1": order("o1", "picked_up")}, orders_by_code={"123456": "o1"}), Reason.ALREADY_PICKED_UP),
-        (state(orders={"o1": order("o1", "cancelled")}, orders_by_code={"123456": "o1"}), Reason.CANCELLED),
-        (state(orders={"o1": order("o1")}, orders_by_code={"123456": "o1"}, lockdown={"front"}), Reason.LOCKDOWN),
-        (state(orders={"o1": order("o1")}, orders_by_code={"123456": "o1"}, code_failures={"front": 5}), Reason.RATE_LIMITED),
+        (
+            state(orders={"o1": order("o1", "picked_up")}, orders_by_code={"123456": "o1"}),
+            Reason.ALREADY_PICKED_UP,
+        ),
+        (
+            state(orders={"o1": order("o1", "cancelled")}, orders_by_code={"123456": "o1"}),
+            Reason.CANCELLED,
+        ),
+        (
+            state(orders={"o1": order("o1")}, orders_by_code={"123456": "o1"}, lockdown={"front"}),
+            Reason.LOCKDOWN,
+        ),
+        (
+            state(
+                orders={"o1": order("o1")},
+                orders_by_code={"123456": "o1"},
+                code_failures={"front": 5},
+            ),
+            Reason.RATE_LIMITED,
+        ),
     ],
 )
 def test_pickup_codes(st, want):

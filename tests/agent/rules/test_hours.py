@@ -12,7 +12,9 @@ def at(day: dt.datetime, hhmm: str) -> dt.datetime:
     return day.replace(hour=h, minute=m)
 
 
-@pytest.mark.parametrize(("hhmm", "want"), [("07:59", False), ("08:00", True), ("21:59", True), ("22:00", False)])
+@pytest.mark.parametrize(
+    ("hhmm", "want"), [("07:59", False), ("08:00", True), ("21:59", True), ("22:00", False)]
+)
 def test_plain_range(hhmm, want):
     assert is_open(["08:00-22:00"], at(FRI, hhmm)) is want
 
@@ -34,4 +36,8 @@ def test_weekly_map_closed_days():
     hours = {"mon": ["09:00-18:00"], "sat": ["10:00-14:00", "15:00-20:00"]}
     assert not is_open(hours, at(FRI, "12:00"))
     sat = FRI + dt.timedelta(days=1)
-    assert is_open(hours, at(sat, "10:30")) and not is_open(hours, at(sat, "14:30")) and is_open(hours, at(sat, "19:00"))
+    assert (
+        is_open(hours, at(sat, "10:30"))
+        and not is_open(hours, at(sat, "14:30"))
+        and is_open(hours, at(sat, "19:00"))
+    )

@@ -67,23 +67,63 @@ def test_reason_codes(token, now, want):
 
 def test_hs256_with_the_public_key_as_secret_is_refused():
     # The classic alg-confusion forgery: HMAC keyed with the (public) verification key.
-    token = jwt.encode({"iss": "shopgate-hub", "aud": "s1", "sub": "x", "scope": "staff",
-                        "jti": "j", "iat": NOW, "exp": NOW + 60}, "s" * 32, algorithm="HS256",
-                       headers={"kid": "hub"})
+    token = jwt.encode(
+        {
+            "iss": "shopgate-hub",
+            "aud": "s1",
+            "sub": "x",
+            "scope": "staff",
+            "jti": "j",
+            "iat": NOW,
+            "exp": NOW + 60,
+        },
+        "s" * 32,
+        algorithm="HS256",
+        headers={"kid": "hub"},
+    )
     assert reason(token) is Reason.BAD_SIGNATURE
 
 
 def test_ops_scope_is_not_a_door_pass():
-    token = jwt.encode({"iss": "shopgate-hub", "aud": "s1", "sub": "x", "scope": "ops", "jti": "j",
-                        "iat": NOW, "exp": NOW + 60, "cmd": "unlock"}, HUB_KEY, algorithm="EdDSA",
-                       headers={"kid": "hub"})
+    token = jwt.encode(
+        {
+            "iss": "shopgate-hub",
+            "aud": "s1",
+            "sub": "x",
+            "scope": "ops",
+            "jti": "j",
+            "iat": NOW,
+            "exp": NOW + 60,
+            "cmd": "unlock",
+        },
+        HUB_KEY,
+        algorithm="EdDSA",
+        headers={"kid": "hub"},
+    )
     assert reason(token) is Reason.WRONG_SCOPE
 
 
 def test_wrong_issuer_or_missing_claims_are_malformed():
-    for claims in ({"iss": "someone", "aud": "s1", "sub": "x", "scope": "entry", "jti": "j", "iat": NOW, "exp": NOW + 60},
-                   {"iss": "shopgate-hub", "aud": "s1", "scope": "entry", "jti": "j", "iat": NOW, "exp": NOW + 60},
-                   {"iss": "shopgate-hub", "aud": "s1", "sub": "x", "scope": "entry", "jti": "j", "iat": NOW}):
+    for claims in (
+        {
+            "iss": "someone",
+            "aud": "s1",
+            "sub": "x",
+            "scope": "entry",
+            "jti": "j",
+            "iat": NOW,
+            "exp": NOW + 60,
+        },
+        {
+            "iss": "shopgate-hub",
+            "aud": "s1",
+            "scope": "entry",
+            "jti": "j",
+            "iat": NOW,
+            "exp": NOW + 60,
+        },
+        {"iss": "shopgate-hub", "aud": "s1", "sub": "x", "scope": "entry", "jti": "j", "iat": NOW},
+    ):
         token = jwt.encode(claims, HUB_KEY, algorithm="EdDSA", headers={"kid": "hub"})
         assert reason(token) is Reason.MALFORMED
 
@@ -109,8 +149,16 @@ def test_any_tampering_is_refused(data):
 
 
 @settings(max_examples=200, deadline=None)
-@given(claims=st.dictionaries(st.sampled_from(["iss", "aud", "sub", "scope", "jti", "iat", "exp", "nbf", "door", "orders"]),
-                              st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.text(max_size=3), max_size=2))))
+@given(
+    claims=st.dictionaries(
+        st.sampled_from(
+            ["iss", "aud", "sub", "scope", "jti", "iat", "exp", "nbf", "door", "orders"]
+        ),
+        st.one_of(
+            st.none(), st.integers(), st.text(max_size=5), st.lists(st.text(max_size=3), max_size=2)
+        ),
+    )
+)
 def test_arbitrary_signed_claims_never_crash_and_rarely_pass(claims):
     payload = json.dumps(claims).encode()
     token = jwt.api_jws.encode(payload, HUB_KEY, algorithm="EdDSA", headers={"kid": "hub"})

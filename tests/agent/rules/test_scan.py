@@ -1,7 +1,14 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.rules.scan import MalformedScan, PassScan, PickupCodeScan, ProductScan, classify, gtin_check_digit_ok
+from agent.rules.scan import (
+    MalformedScan,
+    PassScan,
+    PickupCodeScan,
+    ProductScan,
+    classify,
+    gtin_check_digit_ok,
+)
 
 
 def with_check_digit(body: str) -> str:
@@ -24,12 +31,16 @@ def test_pickup_code_wins_over_a_barcode_of_the_same_length():
 
 def test_lines_are_trimmed_and_passes_recognised():
     assert classify(" 123456\r\n", code_length=6) == PickupCodeScan("123456")
-    assert classify("eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.c2ln", code_length=6) == PassScan("eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.c2ln")
+    assert classify("eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.c2ln", code_length=6) == PassScan(
+        "eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.c2ln"
+    )
     for junk in ("", "   ", "hello", "12345", "１２３４５６", "eyJ.abc", "a.b.c"):
         assert isinstance(classify(junk, code_length=6), MalformedScan), junk
 
 
-@given(st.sampled_from([7, 11, 12]).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)))
+@given(
+    st.sampled_from([7, 11, 12]).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n))
+)
 def test_every_gtin_with_a_valid_check_digit_is_a_product(body):
     code = with_check_digit(body)
     assert classify(code, code_length=6) == ProductScan(code)

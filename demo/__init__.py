@@ -1,0 +1,1 @@
+"""`make demo`: the simulated store, the agent, and a short story at its door."""

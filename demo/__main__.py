@@ -1,0 +1,218 @@
+"""The demo story: start the simulated hardware and the agent, then play a customer, a
+courier, a forger and a replayer at the front door, through the simulator's control API
+(as a test would), printing in plain words what happened.
+
+Runtime files go to $SHOPGATE_RUN (default .run): sim/, agent/ (the journal), keys/,
+and the logs sim.log and agent.log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.clock import Clock
+from agent.journal import Journal
+from agent.journal.view import JournalView
+from agent.services.orders import PendingOrders
+from cloud.signing import load_private_key, mint_pass, write_keypair
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = Path(os.environ.get("SHOPGATE_RUN", REPO / ".run")).resolve()
+BIN = Path(sys.executable).parent
+STORE = "demo-001"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.02)
+    raise SystemExit(f"demo: timed out waiting for {what} (see {RUN}/*.log)")
+
+
+class Sim:
+    def __init__(self) -> None:
+        self.log = open(RUN / "sim.log", "ab")
+        control = RUN / "sim" / "control.json"
+        control.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "shopgate-sim"),
+                "run",
+                "--dir",
+                str(RUN / "sim"),
+                "--control",
+                "127.0.0.1:0",
+            ],
+            stdout=self.log,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+        )
+        info = wait_for(
+            lambda: control.exists() and json.loads(control.read_text()), "the simulator"
+        )
+        self.url = f"http://{info['host']}:{info['port']}"
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def scan(self, code: str) -> None:
+        self.call("POST", "/scanners/scanner-front/scan", {"code": code})
+
+    def contact(self, is_open: bool) -> None:
+        self.call("POST", "/doors/front/contact", {"open": is_open})
+
+    def unlocks(self) -> int:
+        return self.call("GET", "/lockbus/lockbus-1")["boards"]["1"]["1"]["unlock_count"]
+
+
+def seed_order(code: str) -> dict[str, Any]:
+    order = {
+        "id": f"mt-{int(time.time())}",
+        "platform": "meituan",
+        "platform_order_id": f"2701{random.randint(1000, 9999)}",
+        "day_seq": 12,
+        "pickup_code": code,
+        "status": "pending",
+        "note": "少冰",
+        "items": [
+            {"barcode": "6901028075022", "name": "可口可乐 500ml", "qty": 2, "shelf": "A3"},
+            {"barcode": "6920202888883", "name": "乐事薯片 原味", "qty": 1, "shelf": "B1"},
+        ],
+    }
+
+    async def put() -> None:
+        (RUN / "agent").mkdir(parents=True, exist_ok=True)
+        journal = await Journal.open(RUN / "agent" / "journal.db", STORE, Clock())
+        try:
+            await PendingOrders(journal, {}, code_length=6).upsert([order])
+        finally:
+            await journal.close()
+
+    asyncio.run(put())
+    return order
+
+
+def main() -> int:
+    RUN.mkdir(parents=True, exist_ok=True)
+    if not (RUN / "keys" / "hub-signing.pem").exists():
+        write_keypair(RUN / "keys", "demo")
+    key, kid = load_private_key(RUN / "keys" / "hub-signing.pem")
+    env = {**os.environ, "SHOPGATE_RUN": str(RUN)}
+    os.environ.update(env)
+
+    say("== shopgate demo: store demo-001, front door on lock board 1, scanner at the door ==")
+    sim = Sim()
+    code = f"{random.randint(0, 999999):06d}"
+    order = seed_order(code)
+    journal = JournalView(RUN / "agent" / "journal.db")
+    start_seq = journal.last_seq()
+    agent_log = open(RUN / "agent.log", "ab")
+    agent = subprocess.Popen(
+        [str(BIN / "shopgate-agent"), "run", "--config", str(REPO / "config.yaml")],
+        stdout=agent_log,
+        stderr=agent_log,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        wait_for(lambda: journal.events("agent.started", start_seq), "the agent to start")
+        say(f"agent running (journal: {journal.path})\n")
+
+        def step(title: str, line: str) -> dict[str, Any]:
+            say(title)
+            seq = journal.last_seq()
+            sim.scan(line)
+            ev = wait_for(
+                lambda: next(
+                    (e for e in journal.events(after_seq=seq) if e["type"].startswith("access.")),
+                    None,
+                ),
+                "a decision",
+            )
+            if ev["type"] == "access.granted":
+                wait_for(lambda: journal.events("door.unlocked", seq), "the door to unlock")
+                say(
+                    f"   -> door OPENED (lock board 1 has now received {sim.unlocks()} open frame(s))"
+                )
+            else:
+                d = ev["data"]
+                say(
+                    f"   -> REFUSED: {d['reason']}"
+                    + (f" ({d['detail']})" if d.get("detail") else "")
+                )
+            return ev
+
+        def walk_through(who: str) -> None:
+            seq = journal.last_seq()
+            sim.contact(True)
+            wait_for(lambda: journal.events("door.opened", seq), "door.opened")
+            sim.contact(False)
+            wait_for(lambda: journal.events("door.locked", seq), "door.locked")
+            say(f"   {who} walks through; the door closes and is locked again")
+
+        alice = mint_pass(key, kid, store=STORE, scope="entry", sub="alice", door="front", ttl=120)
+        step("1. Customer Alice scans the entry pass on her phone", alice)
+        walk_through("Alice")
+
+        ev = step(
+            f"2. A Meituan courier types pickup code {code} for order #{order['day_seq']}", code
+        )
+        for item in ev["data"].get("items", []):
+            say(f"   take {item['qty']} x {item['name']} from shelf {item['shelf']}")
+        walk_through("The courier")
+        wait_for(lambda: journal.events("pickup.completed", ev["seq"]), "pickup.completed")
+        say(f"   order {order['id']} is now picked up")
+
+        forger = Ed25519PrivateKey.generate()
+        step(
+            "3. Someone shows a pass they signed themselves",
+            mint_pass(forger, kid, store=STORE, scope="staff", sub="mallory", ttl=120),
+        )
+        step("4. Someone replays Alice's pass from a screenshot", alice)
+        step("5. The courier tries the same pickup code again", code)
+
+        seq = journal.last_seq()
+        sim.contact(True)
+        wait_for(lambda: journal.events("door.forced", seq), "door.forced")
+        sim.contact(False)
+        say("6. Someone pulls the door open without a pass -> ALARM: door.forced")
+        say(
+            f"\nThe journal holds {journal.last_seq()} events; logs: {RUN}/agent.log, {RUN}/sim.log"
+        )
+        return 0
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(6)
+        finally:
+            sim.proc.send_signal(signal.SIGTERM)
+            sim.proc.wait(6)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
