@@ -47,6 +47,7 @@ from agent.services.orders import PendingOrders
 log = logging.getLogger(__name__)
 
 MAINTENANCE_S = 60.0
+CLOCK_CHECK_S = 5.0
 STOP_BUDGET_S = 4.0
 
 
@@ -100,6 +101,8 @@ class Agent:
             self.cfg.store.id,
             self.clock,
             max_bytes=self.cfg.storage.max_journal_mb * 1024 * 1024,
+            pass_grace=max(3600.0, 2 * self.cfg.access.clock_skew_seconds),
+            access_log_days=self.cfg.storage.access_log_days,
         )
         self.store = await self._build(self.cfg)
         await self._start_store(self.store)
@@ -108,6 +111,7 @@ class Agent:
             {"version": agent.__version__, "pid": os.getpid(), "doors": list(self.store.doors)},
         )
         self._spawn(self._maintenance())
+        self._spawn(self._watch_clock())
         # Everything built so far lives as long as the process: keep it out of the
         # collector's full passes, which otherwise cost whole milliseconds at the door.
         gc.collect()
@@ -153,24 +157,31 @@ class Agent:
     async def reload(self) -> bool:
         """Re-read the config; keep the running one if the new one is invalid."""
         async with self._reloading:
+            self.notifier.reloading()
             try:
-                cfg = await asyncio.to_thread(load_config, self.config_path)
-            except ConfigError as e:
-                log.error("reload refused, the running config stays:\n%s", e)
-                return False
-            if cfg.store.id != self.cfg.store.id or cfg.storage.dir != self.cfg.storage.dir:
-                log.error("reload refused: store.id and storage.dir need a restart")
-                return False
-            old = self.store
-            if old:
-                await self._stop_store(old)
-            self.cfg = cfg
-            self.store = await self._build(cfg)
-            await self._start_store(self.store)
-            assert self.journal is not None
-            await self.journal.append("agent.reloaded", {"doors": list(self.store.doors)})
-            log.info("config reloaded")
-            return True
+                return await self._reload()
+            finally:
+                self.notifier.ready(f"store {self.cfg.store.id}")
+
+    async def _reload(self) -> bool:
+        try:
+            cfg = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as e:
+            log.error("reload refused, the running config stays:\n%s", e)
+            return False
+        if cfg.store.id != self.cfg.store.id or cfg.storage.dir != self.cfg.storage.dir:
+            log.error("reload refused: store.id and storage.dir need a restart")
+            return False
+        old = self.store
+        if old:
+            await self._stop_store(old)
+        self.cfg = cfg
+        self.store = await self._build(cfg)
+        await self._start_store(self.store)
+        assert self.journal is not None
+        await self.journal.append("agent.reloaded", {"doors": list(self.store.doors)})
+        log.info("config reloaded")
+        return True
 
     # --- building ----------------------------------------------------------------
 
@@ -297,6 +308,17 @@ class Agent:
             await self.journal.append(type_, data)
         except JournalError as e:
             log.error("could not journal %s: %s", type_, e)
+
+    async def _watch_clock(self) -> None:
+        """A Pi's clock jumps when NTP finally syncs; the journal records each jump."""
+        while True:
+            await asyncio.sleep(CLOCK_CHECK_S)
+            if self.journal is not None:
+                try:
+                    for ev in await self.journal.check_clock():
+                        log.warning("clock jumped: %s", ev.data)
+                except JournalError as e:
+                    log.error("could not record a clock jump: %s", e)
 
     async def _maintenance(self) -> None:
         while True:

@@ -69,7 +69,8 @@ def _door_qr(config: Path, door: str, out: Path) -> int:
     cfg = _load(config)
     if door not in {d.id for d in cfg.doors}:
         print(
-            f"shopgate-agent: no door {door!r} in {config} (doors: {', '.join(d.id for d in cfg.doors)})",
+            f"shopgate-agent: no door {door!r} in {config}"
+            f" (doors: {', '.join(d.id for d in cfg.doors)})",
             file=sys.stderr,
         )
         return 2

@@ -71,7 +71,7 @@ class Board:
 
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def main() -> None:
@@ -171,7 +171,7 @@ def main() -> None:
                 "scans": len(latencies),
                 # the target's measure, taken by the agent: scan line read -> lock frame written
                 "agent_read_to_frame_ms": inside,
-                # the outside bound: scan line written to the pty -> frame read back from the bus pty
+                # outside bound: scan written to the pty -> frame read back from the bus pty
                 "scan_to_lock_frame_ms": {
                     "p50": round(statistics.median(latencies), 3),
                     "p99": round(percentile(latencies, 99), 3),

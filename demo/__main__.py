@@ -156,9 +156,7 @@ def main() -> int:
             )
             if ev["type"] == "access.granted":
                 wait_for(lambda: journal.events("door.unlocked", seq), "the door to unlock")
-                say(
-                    f"   -> door OPENED (lock board 1 has now received {sim.unlocks()} open frame(s))"
-                )
+                say(f"   -> door OPENED (lock board 1 has received {sim.unlocks()} open frame(s))")
             else:
                 d = ev["data"]
                 say(

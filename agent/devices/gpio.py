@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from time import perf_counter_ns
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Any, Literal
 
 from agent.config.schema import GpioDevice

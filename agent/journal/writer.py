@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.journal.checkpoint import Checkpointer
 from agent.journal.errors import BATCH_WIDE, INTERNAL, NOT_FOUND, JournalError, from_sqlite
 from agent.journal.ops import Statement, to_json
 from agent.journal.schema import migrate
@@ -95,6 +96,9 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        # Checkpoints run in their own thread (agent/journal/checkpoint.py), not in a
+        # commit that happens to cross the threshold.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     except BaseException:
         conn.close()
         raise
@@ -111,6 +115,7 @@ class Writer(threading.Thread):
         self._conn: sqlite3.Connection | None = None
         self.opened: ThreadFuture[Opened] = ThreadFuture()
         self.commits = 0  # transactions committed with events or ops (tests, bench)
+        self.checkpointer = Checkpointer(path)
 
     def submit(self, item: Write | Call | Stop) -> None:
         self._queue.put(item)
@@ -124,6 +129,7 @@ class Writer(threading.Thread):
             row = self._conn.execute(
                 "SELECT value FROM meta WHERE key = 'last_known_good'"
             ).fetchone()
+            self.checkpointer.start()
             self.opened.set_result(Opened(schema_was, float(row[0]) if row else None))
         except BaseException as exc:
             if self._conn is not None:
@@ -188,6 +194,7 @@ class Writer(threading.Thread):
             # transaction so only that caller hears about it.
             return [pair for w in writes for pair in self._commit([w])]
         self.commits += 1
+        self.checkpointer.committed()
         return list(zip((w.future for w in writes), results, strict=True))
 
     def _write_all(self, conn: sqlite3.Connection, writes: list[Write]) -> list[list[Event]]:
@@ -236,6 +243,7 @@ class Writer(threading.Thread):
     def _finish(self, stop: Stop) -> None:
         conn = self._conn
         assert conn is not None
+        self.checkpointer.stop()
         result: JournalError | None = None
         try:
             conn.execute(

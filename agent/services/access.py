@@ -258,7 +258,8 @@ class AccessService:
     def _log_decision(self, d: Decision) -> None:
         if d.granted and d.items:
             picks = ", ".join(
-                f"{i.get('qty', 1)}x {i.get('name', i.get('barcode'))} @ shelf {i.get('shelf', '?')}"
+                f"{i.get('qty', 1)}x {i.get('name', i.get('barcode'))}"
+                f" @ shelf {i.get('shelf', '?')}"
                 for i in d.items
             )
             log.info("door %s: granted pickup %s: take %s", d.door, ",".join(d.orders), picks)

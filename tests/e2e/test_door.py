@@ -83,6 +83,9 @@ def test_a_valid_pass_opens_the_door_and_it_relocks_when_closed(
         # the decision was durable before the lock moved
         types = [e["type"] for e in agent.journal.events(after_seq=granted["seq"] - 1)]
         assert types.index("access.granted") < types.index("door.unlocked")
+        started = time.monotonic()
+        assert agent.stop() == 0  # SIGTERM: clean exit
+        assert time.monotonic() - started < 5
 
 
 def test_every_pass_and_code_reason_at_the_demo_door(sim: SimHandle, keys: Keys, run_dir: Path):
