@@ -134,10 +134,10 @@ class Door:
         self._opened_at = now
         if self._relock_timer:
             self._relock_timer.cancel()
-        if now <= self._granted_until or self.state is DoorState.UNLOCKED:
-            by = "grant"
-        elif now <= self._exit_until:
+        if now <= self._exit_until:
             by = "exit"
+        elif now <= self._granted_until or self.state is DoorState.UNLOCKED:
+            by = "grant"
         elif self.cfg.exit_counting == "door_cycle":
             by = "inside"
             self._count_exit()

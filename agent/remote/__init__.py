@@ -1,0 +1,1 @@
+"""Remote operations: signed commands in, replies out (CONTRACTS section 3)."""
