@@ -14,7 +14,7 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from agent.devices.base import (
 )
 from agent.devices.registry import build_device
 from agent.journal import Journal, JournalError
+from agent.remote.commands import parse_keys
 from agent.rules.decide import AccessState
 from agent.rules.passes import PassVerifier
 from agent.runtime.systemd import Notifier, run_watchdog
@@ -86,6 +87,11 @@ class Agent:
         self.clock = Clock()
         self.journal: Journal | None = None
         self.store: Store | None = None
+        self.verifier = PassVerifier({}, skew_seconds=cfg.access.clock_skew_seconds)
+        self.catalog: dict[str, dict[str, Any]] = {}
+        self.relay: Any = None  # agent.relay.Relay once a hub is configured
+        self.started_at = ""
+        self._on_state_change: list[Callable[[], None]] = []
         self.device_online: dict[str, bool] = {}
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()  # background loops: cancelled at stop
@@ -104,6 +110,7 @@ class Agent:
             pass_grace=max(3600.0, 2 * self.cfg.access.clock_skew_seconds),
             access_log_days=self.cfg.storage.access_log_days,
         )
+        self.started_at = self.clock.now_rfc3339()
         self.store = await self._build(self.cfg)
         await self._start_store(self.store)
         await self.journal.append(
@@ -154,8 +161,9 @@ class Agent:
             await self.journal.close()
             self.journal = None
 
-    async def reload(self) -> bool:
-        """Re-read the config; keep the running one if the new one is invalid."""
+    async def reload(self) -> tuple[bool, list[str]]:
+        """Re-read the config; keep the running one if the new one is invalid.
+        Returns (reloaded, the problems that refused it)."""
         async with self._reloading:
             self.notifier.reloading()
             try:
@@ -163,15 +171,15 @@ class Agent:
             finally:
                 self.notifier.ready(f"store {self.cfg.store.id}")
 
-    async def _reload(self) -> bool:
+    async def _reload(self) -> tuple[bool, list[str]]:
         try:
             cfg = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as e:
             log.error("reload refused, the running config stays:\n%s", e)
-            return False
+            return False, [str(p) for p in e.problems]
         if cfg.store.id != self.cfg.store.id or cfg.storage.dir != self.cfg.storage.dir:
             log.error("reload refused: store.id and storage.dir need a restart")
-            return False
+            return False, ["store.id and storage.dir can only change with a restart"]
         old = self.store
         if old:
             await self._stop_store(old)
@@ -181,14 +189,19 @@ class Agent:
         assert self.journal is not None
         await self.journal.append("agent.reloaded", {"doors": list(self.store.doors)})
         log.info("config reloaded")
-        return True
+        self.state_changed()
+        return True, []
 
     # --- building ----------------------------------------------------------------
 
     async def _build(self, cfg: AgentConfig) -> Store:
         assert self.journal is not None
         local = await self.journal.load_state()
-        verifier = PassVerifier(load_keys(cfg), skew_seconds=cfg.access.clock_skew_seconds)
+        self.catalog = dict(local.products)
+        # Keys rotated by the `keys.set` command outlive restarts and reloads.
+        remote_keys = local.settings.get("keys")
+        self.verifier.replace_keys(parse_keys(remote_keys) if remote_keys else load_keys(cfg))
+        self.verifier.skew = cfg.access.clock_skew_seconds
         orders = PendingOrders(self.journal, local.orders, code_length=cfg.pickup.code_length)
         settings = local.settings
         lockdown = settings.get("lockdown", {d.id: d.lockdown for d in cfg.doors})
@@ -229,12 +242,14 @@ class Agent:
                         kind=kind,
                     )
                     table[(inp.device, f"gpio{inp.pin}")] = d.id
-            doors[d.id] = Door(d, lock, self.journal, state.occupancy)
+            doors[d.id] = Door(d, lock, self.journal, state.occupancy, on_change=self.state_changed)
             if d.scanner:
                 store.scanners[d.scanner] = d.id
             if d.entry_question:
                 store.keypads[d.entry_question.keypad] = d.id
-        store.access = AccessService(cfg, self.journal, self.clock, verifier, orders, doors, state)
+        store.access = AccessService(
+            cfg, self.journal, self.clock, self.verifier, orders, doors, state
+        )
         return store
 
     async def _start_store(self, store: Store) -> None:
@@ -260,6 +275,79 @@ class Agent:
                 await dev.stop()
             except Exception as e:
                 log.error("device %s did not stop cleanly: %s", dev.id, e)
+
+    # --- what the agent tells the world ----------------------------------------------
+
+    def store_doors(self) -> dict[str, Door]:
+        return self.store.doors if self.store else {}
+
+    def access_state(self) -> AccessState:
+        assert self.store is not None
+        return self.store.access.state
+
+    def orders(self) -> PendingOrders:
+        assert self.store is not None
+        return self.store.orders
+
+    def on_state_change(self, callback: Callable[[], None]) -> None:
+        self._on_state_change.append(callback)
+
+    def state_changed(self) -> None:
+        for callback in self._on_state_change:
+            callback()
+
+    def state(self) -> dict[str, Any]:
+        """The retained `state` (CONTRACTS section 3): doors, devices, business, outbox."""
+        store = self.store
+        doors = store.doors if store else {}
+        access = store.access.state if store else AccessState()
+        # The contract's door states are locked/open/held_open; a released door that
+        # nobody opened yet is still closed and latched, so it reads `locked` (with
+        # `released` in door_info).
+        out: dict[str, Any] = {
+            "doors": {
+                d: ("locked" if door.state == "unlocked" else str(door.state))
+                for d, door in doors.items()
+            },
+            "door_info": {
+                d: {
+                    "released": door.state == "unlocked",
+                    "lockdown": d in access.lockdown,
+                    "occupancy": access.occupancy.get(d, 0),
+                }
+                for d, door in doors.items()
+            },
+            "devices": {
+                d: "online" if self.device_online.get(d) else "error"
+                for d in (store.devices if store else {})
+            },
+            "business": "open" if access.business_open else "closed",
+            "outbox_depth": 0,
+        }
+        if self.relay is not None:
+            stats = self.relay.stats()
+            out["outbox_depth"] = stats.get("undelivered", 0)
+            out["outbox_oldest_age_s"] = stats.get("oldest_age_s")
+        return out
+
+    def status(self) -> dict[str, Any]:
+        store = self.store
+        return {
+            "version": agent.__version__,
+            "store": self.cfg.store.id,
+            "started_at": self.started_at,
+            "now": self.clock.now_rfc3339(),
+            "state": self.state(),
+            "orders_pending": sum(
+                1 for o in store.orders.by_id.values() if o.get("status") == "pending"
+            )
+            if store
+            else 0,
+            "products": len(self.catalog),
+            "decisions": store.access.decisions if store else 0,
+            "access_latency": store.access.latency_summary() if store else {},
+            "relay": self.relay.stats() if self.relay is not None else None,
+        }
 
     # --- events from devices -------------------------------------------------------
 
@@ -292,6 +380,7 @@ class Agent:
         if self.device_online.get(device) == online:
             return
         self.device_online[device] = online
+        self.state_changed()
         if online:
             log.info("device %s online", device)
         else:

@@ -68,7 +68,7 @@ class PassVerifier:
 
     def __init__(self, keys: Mapping[str, Ed25519PublicKey], *, skew_seconds: float) -> None:
         self._keys = dict(keys)
-        self._skew = skew_seconds
+        self.skew = skew_seconds
         self._jws = jwt.PyJWS(algorithms=["EdDSA"])
 
     @property
@@ -102,7 +102,7 @@ class PassVerifier:
             claims = _parse_claims(kid, payload)
         except ValueError as e:
             return Rejected(Reason.MALFORMED, str(e))
-        return check_claims(claims, store=store, now=now, skew=self._skew, scopes=scopes)
+        return check_claims(claims, store=store, now=now, skew=self.skew, scopes=scopes)
 
 
 def _parse_claims(kid: str, payload: bytes) -> Claims:

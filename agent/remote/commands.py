@@ -1,0 +1,269 @@
+"""The remote commands (CONTRACTS section 3), executed against the running agent.
+
+The MQTT transport (agent/mqtt/) has already verified the signature, scope, store,
+expiry and single use of the command; this module checks the arguments and acts.
+Every state change is written through the journal before it is visible, and most
+commands journal an event saying what changed and who asked (`by`: the command's sub).
+Commands for hardware the store does not have answer `unsupported`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from agent.devices.base import DeviceError
+from agent.journal import JournalError, PutProduct, PutSetting
+from agent.remote.errors import BAD_ARGS, FAILED, UNKNOWN_COMMAND, UNSUPPORTED, CommandError
+from agent.rules.passes import Claims
+from agent.rules.scan import gtin_check_digit_ok
+from agent.services.orders import OrderError
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Claims], Awaitable[dict[str, Any]]]
+MAX_UNLOCK_S = 300
+
+
+def _arg(
+    args: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True
+) -> Any:
+    if name not in args:
+        if required:
+            raise CommandError(BAD_ARGS, f"missing argument {name!r}")
+        return None
+    value = args[name]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise CommandError(BAD_ARGS, f"argument {name!r} must be a number")
+    if not isinstance(value, kind):
+        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise CommandError(
+            BAD_ARGS, f"argument {name!r} must be {want}, got {type(value).__name__}"
+        )
+    return value
+
+
+class StoreCommands:
+    """`handle(cmd, args, claims)` for the MQTT transport."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self._handlers: dict[str, Handler] = {
+            "ping": self.ping,
+            "status": self.status,
+            "unlock": self.unlock,
+            "lockdown": self.lockdown,
+            "business": self.business,
+            "reload": self.reload,
+            "orders.upsert": self.orders_upsert,
+            "orders.cancel": self.orders_cancel,
+            "catalog.upsert": self.catalog_upsert,
+            "keys.set": self.keys_set,
+            "sync": self.sync,
+            # Devices this agent has no driver for yet answer `unsupported`.
+            "print": self.no_device("printer"),
+            "locker.open": self.no_device("locker"),
+            "vend": self.no_device("vending machine"),
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    async def __call__(self, cmd: str, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        handler = self._handlers.get(cmd)
+        if handler is None:
+            raise CommandError(
+                UNKNOWN_COMMAND, f"unknown command {cmd!r} (known: {', '.join(self.names)})"
+            )
+        if not isinstance(args, dict):
+            raise CommandError(BAD_ARGS, "args must be an object")
+        try:
+            return await handler(args, claims)
+        except JournalError as e:
+            raise CommandError(FAILED, f"could not record it: {e}") from e
+
+    # --- the commands ----------------------------------------------------------------
+
+    async def ping(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        return {"pong": True, "ts": self.agent.clock.now_rfc3339()}
+
+    async def status(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        return self.agent.status()
+
+    async def unlock(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        door = self._door(args)
+        seconds = _arg(args, "seconds", (int, float), required=False)
+        if seconds is not None and not (0 < seconds <= MAX_UNLOCK_S and math.isfinite(seconds)):
+            raise CommandError(BAD_ARGS, f"seconds must be between 0 and {MAX_UNLOCK_S}")
+        journal = self._journal()
+        data = {
+            "door": door.id,
+            "method": "remote",
+            "scope": "ops",
+            "sub": claims.sub,
+            "jti": claims.jti,
+        }
+        await journal.append("access.granted", data)
+        try:
+            await door.release(by="remote", seconds=seconds, data={"sub": claims.sub})
+        except DeviceError as e:
+            await journal.append("door.unlock_failed", {"door": door.id, "error": str(e)})
+            raise CommandError(FAILED, f"the lock of door {door.id!r} did not open: {e}") from e
+        return {"door": door.id, "seconds": seconds or door.cfg.unlock_seconds}
+
+    async def lockdown(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        door = self._door(args)
+        on = _arg(args, "on", bool)
+        state = self.agent.access_state()
+        wanted = set(state.lockdown) | {door.id} if on else set(state.lockdown) - {door.id}
+        setting = {d: d in wanted for d in self.agent.store_doors()}
+        await self._journal().append(
+            "door.lockdown",
+            {"door": door.id, "on": on, "by": claims.sub},
+            ops=[PutSetting("lockdown", setting)],
+        )
+        state.lockdown.clear()
+        state.lockdown.update(wanted)
+        self.agent.state_changed()
+        return {"door": door.id, "lockdown": on}
+
+    async def business(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        status = _arg(args, "status", str)
+        if status not in ("open", "closed"):
+            raise CommandError(BAD_ARGS, "status must be 'open' or 'closed'")
+        await self._journal().append(
+            "business.changed",
+            {"status": status, "by": claims.sub},
+            ops=[PutSetting("business.status", status)],
+        )
+        self.agent.access_state().business_open = status == "open"
+        self.agent.state_changed()
+        return {"business": status}
+
+    async def reload(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        ok, problems = await self.agent.reload()
+        if not ok:
+            raise CommandError(
+                FAILED, "the new config is invalid; the running one stays", problems=problems
+            )
+        return {"reloaded": True}
+
+    async def orders_upsert(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        orders = _arg(args, "orders", list)
+        try:
+            ids = await self.agent.orders().upsert(orders)
+        except OrderError as e:
+            raise CommandError(BAD_ARGS, str(e)) from e
+        await self._journal().append("orders.received", {"ids": ids, "by": claims.sub})
+        return {"upserted": ids}
+
+    async def orders_cancel(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        ids = _arg(args, "ids", list)
+        if not all(isinstance(i, str) and i for i in ids):
+            raise CommandError(BAD_ARGS, "ids must be a list of order ids")
+        cancelled = await self.agent.orders().cancel(ids)
+        if cancelled:
+            await self._journal().append("orders.cancelled", {"ids": cancelled, "by": claims.sub})
+        return {"cancelled": cancelled, "unchanged": [i for i in ids if i not in cancelled]}
+
+    async def catalog_upsert(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        products = _arg(args, "products", list)
+        checked = [_product(p, i) for i, p in enumerate(products)]
+        await self._journal().apply([PutProduct(p) for p in checked])
+        self.agent.catalog.update({p["barcode"]: p for p in checked})
+        return {"upserted": len(checked)}
+
+    async def keys_set(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        """Replace the hub keys that passes and commands are checked with. The command
+        itself was signed by a key trusted now, so a rotation is a chain of trust."""
+        keys = _arg(args, "keys", list)
+        if not keys:
+            raise CommandError(BAD_ARGS, "keys must not be empty: the store would trust nobody")
+        parsed = parse_keys(keys)
+        stored = [{"kid": k["kid"], "pem": k["pem"]} for k in keys]
+        await self._journal().append(
+            "keys.changed",
+            {"kids": sorted(parsed), "by": claims.sub},
+            ops=[PutSetting("keys", stored)],
+        )
+        self.agent.verifier.replace_keys(parsed)
+        return {"kids": sorted(parsed)}
+
+    async def sync(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        relay = self.agent.relay
+        if relay is None:
+            raise CommandError(UNSUPPORTED, "this agent has no hub relay configured")
+        relay.sync_now()
+        return {"outbox": relay.stats()}
+
+    def no_device(self, what: str) -> Handler:
+        async def handler(args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+            raise CommandError(UNSUPPORTED, f"this store has no {what}")
+
+        return handler
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _door(self, args: Mapping[str, Any]) -> Any:
+        door_id = _arg(args, "door", str)
+        doors = self.agent.store_doors()
+        if door_id not in doors:
+            raise CommandError(BAD_ARGS, f"no door {door_id!r} (doors: {', '.join(doors)})")
+        return doors[door_id]
+
+    def _journal(self) -> Any:
+        if self.agent.journal is None:
+            raise CommandError(FAILED, "the agent is stopping")
+        return self.agent.journal
+
+
+def _product(raw: Any, i: int) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise CommandError(BAD_ARGS, f"products[{i}] must be an object")
+    barcode = raw.get("barcode")
+    if not (
+        isinstance(barcode, str)
+        and barcode.isdigit()
+        and len(barcode) in (8, 12, 13)
+        and gtin_check_digit_ok(barcode)
+    ):
+        raise CommandError(
+            BAD_ARGS,
+            f"products[{i}].barcode must be an EAN-8/EAN-13/UPC-A with a valid check digit",
+        )
+    if not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise CommandError(BAD_ARGS, f"products[{i}].name must be a non-empty string")
+    price = raw.get("price")
+    if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+        raise CommandError(BAD_ARGS, f"products[{i}].price must be a number >= 0")
+    if "shelf" in raw and not isinstance(raw["shelf"], str):
+        raise CommandError(BAD_ARGS, f"products[{i}].shelf must be a string")
+    return dict(raw)
+
+
+def parse_keys(keys: list[Any]) -> dict[str, Ed25519PublicKey]:
+    parsed: dict[str, Ed25519PublicKey] = {}
+    for i, k in enumerate(keys):
+        if (
+            not isinstance(k, dict)
+            or not isinstance(k.get("kid"), str)
+            or not isinstance(k.get("pem"), str)
+        ):
+            raise CommandError(BAD_ARGS, f"keys[{i}] must be {{kid, pem}}")
+        try:
+            key = load_pem_public_key(k["pem"].encode())
+        except ValueError as e:
+            raise CommandError(BAD_ARGS, f"keys[{i}].pem is not a PEM public key") from e
+        if not isinstance(key, Ed25519PublicKey):
+            raise CommandError(BAD_ARGS, f"keys[{i}].pem is not an Ed25519 key")
+        parsed[k["kid"]] = key
+    return parsed
