@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 
@@ -139,11 +140,149 @@ class HubConfig(Strict):
     token: str = Field("", description="This store's bearer token for the hub (never logged).")
 
 
-class MqttConfig(Strict):
-    url: str = Field(description="Broker URL, mqtt:// or mqtts://.")
-    topic_root: str = Field(
-        "shopgate", description="Topic root; the store publishes under ROOT/STORE/."
+_MQTT_URL = re.compile(r"^(mqtts?)://(?:\[([0-9A-Fa-f:.]+)\]|([^:/\[\]@\s]+))(?::(\d{1,5}))?/?$")
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
+    """ "mqtts://broker.example.com" -> ("broker.example.com", 8883, True)."""
+    m = _MQTT_URL.match(url.strip())
+    if not m:
+        raise ValueError(
+            f"{url!r} is not a broker URL like mqtt://host:1883 or mqtts://host:8883 "
+            "(credentials go in username and password_file, not in the URL)"
+        )
+    scheme, v6, host, port = m.groups()
+    tls = scheme == "mqtts"
+    number = int(port) if port else (8883 if tls else 1883)
+    if not 0 < number < 65536:
+        raise ValueError(f"{url!r}: port {number} is out of range")
+    return v6 or host, number, tls
+
+
+class MqttTlsConfig(Strict):
+    ca_file: ConfigPath | None = Field(
+        None,
+        description=(
+            "PEM file of the CA that signed the broker's certificate; none: the system's CAs."
+        ),
     )
+    cert_file: ConfigPath | None = Field(
+        None,
+        description=(
+            "Client certificate (PEM), when the broker authenticates clients by certificate."
+        ),
+    )
+    key_file: ConfigPath | None = Field(None, description="Private key (PEM) of `cert_file`.")
+    insecure: bool = Field(
+        False,
+        description=(
+            "Skip checking the broker's certificate and host name. Only for a test broker: anyone "
+            "on the path can then impersonate it."
+        ),
+    )
+
+
+class HomeAssistantConfig(Strict):
+    enabled: bool = Field(
+        False,
+        description=(
+            "Publish Home Assistant MQTT discovery configs: each door as a lock (state only: "
+            "commands must come signed, so HA cannot unlock it) and its contact as a door sensor."
+        ),
+    )
+    prefix: str = Field(
+        "homeassistant", min_length=1, description="Home Assistant's discovery prefix."
+    )
+
+
+class MqttConfig(Strict):
+    enabled: bool = Field(
+        True, description="Connect to the broker; false runs the store without remote operations."
+    )
+    url: str = Field(
+        description=(
+            "Broker URL, mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] (TLS, 8883)."
+        )
+    )
+    topic_root: str = Field(
+        "shopgate",
+        pattern=r"^[^#+/\s]+(/[^#+/\s]+)*$",
+        description="Topic root; the store publishes under ROOT/STORE/.",
+    )
+    client_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="MQTT client id; none: `shopgate-agent-STORE`. Must be unique on the broker.",
+    )
+    username: str | None = Field(
+        None,
+        description="User name at the broker (deploy/mosquitto: the store id); none: anonymous.",
+    )
+    password_file: ConfigPath | None = Field(
+        None,
+        description=(
+            "File holding the broker password (trailing newline ignored); read at start, never "
+            "logged. Needs `username`."
+        ),
+    )
+    tls: MqttTlsConfig = Field(MqttTlsConfig(), description="TLS settings for an mqtts:// URL.")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5",
+        description=(
+            "MQTT version. With 5, a broker that refuses it is retried with 3.1.1 (no reply to "
+            "response topics then)."
+        ),
+    )
+    keepalive_seconds: int = Field(
+        30,
+        ge=2,
+        le=3600,
+        description=(
+            "A dead connection is noticed within this time (the agent pings an idle broker every "
+            "half of it) and the store is reported offline by the broker soon after."
+        ),
+    )
+    session_expiry_seconds: int = Field(
+        3600,
+        ge=0,
+        description=(
+            "How long the broker keeps this store's session while it is disconnected: commands "
+            "published meanwhile are delivered on reconnect (expired ones are then refused)."
+        ),
+    )
+    reconnect_min_seconds: float = Field(
+        0.5, gt=0, description="First delay before reconnecting; it doubles on each failure."
+    )
+    reconnect_max_seconds: float = Field(
+        30, gt=0, description="Longest delay between reconnection attempts."
+    )
+    command_queue: int = Field(
+        32,
+        ge=1,
+        description=(
+            "Commands waiting to run (one at a time, in arrival order); more are answered `busy`."
+        ),
+    )
+    home_assistant: HomeAssistantConfig = Field(
+        HomeAssistantConfig(), description="Home Assistant MQTT discovery."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _broker_url(cls, v: str) -> str:
+        parse_mqtt_url(v)
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttConfig:
+        if self.password_file is not None and not self.username:
+            raise ValueError("password_file needs a username")
+        if (self.tls.cert_file is None) != (self.tls.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file go together")
+        if self.reconnect_max_seconds < self.reconnect_min_seconds:
+            raise ValueError("reconnect_max_seconds is less than reconnect_min_seconds")
+        return self
 
 
 WeeklyHours = dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], TimeRanges]

@@ -11,6 +11,11 @@ thread, so neither blocks the event loop nor waits for the other.
     await journal.mark_delivered([e.seq for e in batch])   # ...and confirms BY SEQ
     await journal.close()
 
+The outbox (the relay's side, agent/relay.py): `add_events_listener(fn)` calls fn on the
+event loop after each commit that added events, so the relay needs no polling. An event
+the hub refuses is marked with `mark_rejected` (kept, not resent, never pruned);
+`rejected()` lists them with the hub's reason and `requeue_rejected()` sends them again.
+
 Events and the ops given with them are committed together or not at all. Failures are
 raised as JournalError (code "disk_full", "io", "conflict", ...), never returned. An
 append whose caller is cancelled is still written once queued.
@@ -37,7 +42,7 @@ from agent.journal import maintenance, state
 from agent.journal.errors import BAD_DATA, CLOSED, JournalError, from_sqlite
 from agent.journal.maintenance import MaintenanceReport
 from agent.journal.ops import Op, to_json
-from agent.journal.state import LocalState
+from agent.journal.state import LocalState, OutboxSummary, Rejection
 from agent.journal.writer import Call, EventRow, Stop, Write, Writer, connect, in_transaction
 from agent.model.events import Event
 from agent.model.ids import new_ulid
@@ -76,6 +81,8 @@ class Journal:
         self._pass_grace = pass_grace
         self._access_log_days = access_log_days
         self._closing: asyncio.Future[None] | None = None
+        self._events_listeners: list[Callable[[], None]] = []
+        writer.on_events = self._events_added
 
     @classmethod
     async def open(
@@ -165,6 +172,58 @@ class Journal:
 
         await self._call(lambda conn: in_transaction(conn, mark))
 
+    async def mark_rejected(self, seqs: Sequence[int], status: int, reason: str) -> None:
+        """The hub refused these events for good: keep them, stop sending them."""
+        ts = format_rfc3339(self._clock.now())
+        params = [(int(s),) for s in seqs]
+
+        def mark(conn: sqlite3.Connection) -> None:
+            # Only pending events: a delivered one stays delivered whatever a retry heard.
+            conn.executemany(
+                "UPDATE events SET delivered = 2 WHERE seq = ? AND delivered = 0", params
+            )
+            conn.executemany(
+                "INSERT INTO rejected (seq, rejected_ts, status, reason)"
+                " SELECT seq, ?, ?, ? FROM events WHERE seq = ? AND delivered = 2"
+                " ON CONFLICT (seq) DO UPDATE SET rejected_ts = excluded.rejected_ts,"
+                " status = excluded.status, reason = excluded.reason",
+                [(ts, int(status), reason, s) for (s,) in params],
+            )
+
+        await self._call(lambda conn: in_transaction(conn, mark))
+
+    async def requeue_rejected(self, seqs: Sequence[int] | None = None) -> int:
+        """Send rejected events again (all of them, or `seqs`); returns how many."""
+
+        def requeue(conn: sqlite3.Connection) -> int:
+            if seqs is None:
+                chosen = [r[0] for r in conn.execute("SELECT seq FROM rejected")]
+            else:
+                chosen = [int(s) for s in seqs]
+            params = [(s,) for s in chosen]
+            conn.executemany("DELETE FROM rejected WHERE seq = ?", params)
+            cur = conn.executemany(
+                "UPDATE events SET delivered = 0 WHERE seq = ? AND delivered = 2", params
+            )
+            return cur.rowcount
+
+        count: int = await self._call(lambda conn: in_transaction(conn, requeue))
+        if count:
+            self._events_added()
+        return count
+
+    def add_events_listener(self, fn: Callable[[], None]) -> None:
+        """Call fn() on the event loop after each commit that added events."""
+        self._events_listeners.append(fn)
+
+    def remove_events_listener(self, fn: Callable[[], None]) -> None:
+        if fn in self._events_listeners:
+            self._events_listeners.remove(fn)
+
+    def _events_added(self) -> None:
+        for fn in list(self._events_listeners):
+            fn()
+
     async def check_clock(self) -> list[Event]:
         """Journal any clock jump noticed since the last check (as `clock.jumped`)."""
         self._clock.now()
@@ -193,6 +252,8 @@ class Journal:
         )
         if report.undelivered_dropped or report.over_cap:
             log.warning("journal over its size cap: %s", report)
+        if report.undelivered_dropped:
+            self._events_added()  # it journaled a `journal.dropped` event
         return report
 
     async def close(self) -> None:
@@ -267,9 +328,21 @@ class Journal:
         """The oldest `limit` events not yet confirmed by the hub, in seq order."""
         return await self._read(state.undelivered, self.store, limit)
 
+    async def undelivered_after(self, seq: int, limit: int) -> list[Event]:
+        """Like `undelivered`, only events with seq > `seq` (the relay's read-ahead)."""
+        return await self._read(state.undelivered_after, self.store, seq, limit)
+
     async def outbox_stats(self) -> tuple[int, str | None]:
         """(events not yet delivered, ts of the oldest of them or None)."""
         return await self._read(state.outbox_stats)
+
+    async def outbox_summary(self) -> OutboxSummary:
+        """Pending events, the oldest one's ts, and how many the hub rejected."""
+        return await self._read(state.outbox_summary)
+
+    async def rejected(self, limit: int = 100) -> list[Rejection]:
+        """Events the hub refused, oldest first, with its status and answer."""
+        return await self._read(state.rejected, self.store, limit)
 
     async def load_state(self) -> LocalState:
         return await self._read(state.load_state)

@@ -64,6 +64,17 @@ MIGRATIONS: list[str] = [
         body    TEXT NOT NULL                -- JSON: the product as catalog.upsert carried it
     );
     """,
+    # 3: events the hub refused (a 4xx that is not about the token, the URL or the load).
+    # The event stays in `events` with delivered = 2: not resent, never pruned by the size
+    # cap (only delivered = 1 and droppable delivered = 0 rows are), kept for inspection.
+    """
+    CREATE TABLE rejected (
+        seq         INTEGER PRIMARY KEY REFERENCES events (seq),
+        rejected_ts TEXT    NOT NULL,
+        status      INTEGER NOT NULL,        -- the hub's HTTP status
+        reason      TEXT    NOT NULL         -- the hub's answer (truncated)
+    )
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

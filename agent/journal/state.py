@@ -56,6 +56,46 @@ def undelivered(conn: sqlite3.Connection, store: str, limit: int) -> list[Event]
     return [_event(store, row) for row in rows]
 
 
+def undelivered_after(conn: sqlite3.Connection, store: str, seq: int, limit: int) -> list[Event]:
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE delivered = 0 AND seq > ? ORDER BY seq LIMIT ?",
+        (seq, limit),
+    )
+    return [_event(store, row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSummary:
+    pending: int  # events not yet delivered and not rejected
+    oldest_pending_ts: str | None
+    rejected: int  # events the hub refused, kept in the journal (see `rejected`)
+
+
+def outbox_summary(conn: sqlite3.Connection) -> OutboxSummary:
+    pending, oldest = outbox_stats(conn)
+    rejected = conn.execute("SELECT count(*) FROM rejected").fetchone()[0]
+    return OutboxSummary(pending, oldest, rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An event the hub refused, and why."""
+
+    event: Event
+    rejected_ts: str
+    status: int
+    reason: str
+
+
+def rejected(conn: sqlite3.Connection, store: str, limit: int) -> list[Rejection]:
+    rows = conn.execute(
+        "SELECT e.seq, e.id, e.ts, e.type, e.data, r.rejected_ts, r.status, r.reason"
+        " FROM rejected r JOIN events e ON e.seq = r.seq ORDER BY r.seq LIMIT ?",
+        (limit,),
+    )
+    return [Rejection(_event(store, row[:5]), row[5], row[6], row[7]) for row in rows]
+
+
 def outbox_stats(conn: sqlite3.Connection) -> tuple[int, str | None]:
     count, oldest = conn.execute(
         "SELECT count(*), (SELECT ts FROM events WHERE delivered = 0 ORDER BY seq LIMIT 1)"

@@ -115,6 +115,9 @@ class Writer(threading.Thread):
         self._conn: sqlite3.Connection | None = None
         self.opened: ThreadFuture[Opened] = ThreadFuture()
         self.commits = 0  # transactions committed with events or ops (tests, bench)
+        # Called on the event loop after a commit that may have added events (the relay
+        # waits on it instead of polling). Set before the first write.
+        self.on_events: Callable[[], None] | None = None
         self.checkpointer = Checkpointer(path)
 
     def submit(self, item: Write | Call | Stop) -> None:
@@ -160,7 +163,7 @@ class Writer(threading.Thread):
                 writes.append(item)
                 continue
             if writes:
-                self._resolve(self._commit(writes))
+                self._resolve(self._commit(writes), _has_rows(writes))
                 writes = []
             if isinstance(item, Call):
                 self._resolve([(item.future, self._call(item.fn))])
@@ -168,7 +171,7 @@ class Writer(threading.Thread):
                 self._finish(item)
                 return False
         if writes:
-            self._resolve(self._commit(writes))
+            self._resolve(self._commit(writes), _has_rows(writes))
         return True
 
     def _commit(self, writes: list[Write]) -> list[tuple[asyncio.Future[Any], Any]]:
@@ -259,14 +262,18 @@ class Writer(threading.Thread):
             conn.close()
         self._resolve([(stop.future, result)])
 
-    def _resolve(self, pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    def _resolve(self, pairs: list[tuple[asyncio.Future[Any], Any]], events: bool = False) -> None:
+        # A failed commit notifies too: a spurious wake-up costs the relay one empty read.
+        notify = self.on_events if events else None
         try:
-            self._loop.call_soon_threadsafe(_settle, pairs)
+            self._loop.call_soon_threadsafe(_settle, pairs, notify)
         except RuntimeError:
             log.warning("journal: event loop closed; %d results dropped", len(pairs))
 
 
-def _settle(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
+def _settle(
+    pairs: list[tuple[asyncio.Future[Any], Any]], notify: Callable[[], None] | None = None
+) -> None:
     """On the event loop: hand each caller its result (a caller may have given up)."""
     for future, result in pairs:
         if future.done():
@@ -275,6 +282,15 @@ def _settle(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_exception(result)
         else:
             future.set_result(result)
+    if notify is not None:
+        try:
+            notify()
+        except Exception:  # a listener's bug must not cost the callers their results
+            log.exception("journal: new-events listener failed")
+
+
+def _has_rows(writes: list[Write]) -> bool:
+    return any(w.rows for w in writes)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

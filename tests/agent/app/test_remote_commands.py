@@ -149,7 +149,7 @@ async def test_keys_set_rotates_the_trusted_keys(running):
 
 
 async def test_missing_devices_and_unknown_commands(running):
-    agent, _, pins = running
+    agent, _, _ = running
     assert (await refused(agent, "print", printer="printer-1", text="hi")).code == "unsupported"
     assert (await refused(agent, "vend", machine="vending-1", slot=1)).code == "unsupported"
     assert (await refused(agent, "self-destruct")).code == "unknown_command"
