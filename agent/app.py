@@ -37,6 +37,7 @@ from agent.devices.base import (
 )
 from agent.devices.registry import build_device
 from agent.journal import Journal, JournalError
+from agent.relay import Relay
 from agent.remote.commands import parse_keys
 from agent.rules.decide import AccessState
 from agent.rules.passes import PassVerifier
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_S = 60.0
 CLOCK_CHECK_S = 5.0
+OUTBOX_STATE_S = 2.0
 STOP_BUDGET_S = 4.0
 
 
@@ -89,7 +91,7 @@ class Agent:
         self.store: Store | None = None
         self.verifier = PassVerifier({}, skew_seconds=cfg.access.clock_skew_seconds)
         self.catalog: dict[str, dict[str, Any]] = {}
-        self.relay: Any = None  # agent.relay.Relay once a hub is configured
+        self.relay: Relay | None = None
         self.started_at = ""
         self._on_state_change: list[Callable[[], None]] = []
         self.device_online: dict[str, bool] = {}
@@ -113,6 +115,7 @@ class Agent:
         self.started_at = self.clock.now_rfc3339()
         self.store = await self._build(self.cfg)
         await self._start_store(self.store)
+        await self._start_relay(self.cfg)
         await self.journal.append(
             "agent.started",
             {"version": agent.__version__, "pid": os.getpid(), "doors": list(self.store.doors)},
@@ -157,6 +160,9 @@ class Agent:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.stop()  # at most ~2 s; delivery is at-least-once anyway
+            self.relay = None
         if self.journal:
             await self.journal.close()
             self.journal = None
@@ -183,6 +189,10 @@ class Agent:
         old = self.store
         if old:
             await self._stop_store(old)
+        if cfg.hub != self.cfg.hub and self.relay is not None:
+            await self.relay.stop()
+            self.relay = None
+            await self._start_relay(cfg)
         self.cfg = cfg
         self.store = await self._build(cfg)
         await self._start_store(self.store)
@@ -251,6 +261,29 @@ class Agent:
             cfg, self.journal, self.clock, self.verifier, orders, doors, state
         )
         return store
+
+    async def _start_relay(self, cfg: AgentConfig) -> None:
+        assert self.journal is not None
+        self.relay = Relay(
+            self.journal,
+            hub_url=cfg.hub.url,
+            store_id=cfg.store.id,
+            token=cfg.hub.token,
+            now=self.clock.now,
+        )
+        await self.relay.start()
+        self._spawn(self._watch_outbox())
+
+    async def _watch_outbox(self) -> None:
+        """`state` carries outbox_depth: republish it when the depth changes."""
+        last = None
+        while True:
+            await asyncio.sleep(OUTBOX_STATE_S)
+            relay = self.relay
+            depth = relay.stats().get("undelivered") if relay is not None else None
+            if depth != last:
+                last = depth
+                self.state_changed()
 
     async def _start_store(self, store: Store) -> None:
         for dev in store.devices.values():

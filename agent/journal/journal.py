@@ -42,7 +42,7 @@ from agent.journal import maintenance, state
 from agent.journal.errors import BAD_DATA, CLOSED, JournalError, from_sqlite
 from agent.journal.maintenance import MaintenanceReport
 from agent.journal.ops import Op, to_json
-from agent.journal.state import LocalState, OutboxSummary, Rejection
+from agent.journal.state import LocalState, OutboxBatch, OutboxSummary, Rejection
 from agent.journal.writer import Call, EventRow, Stop, Write, Writer, connect, in_transaction
 from agent.model.events import Event
 from agent.model.ids import new_ulid
@@ -164,11 +164,17 @@ class Journal:
         await self._queue_write((), ops)
 
     async def mark_delivered(self, seqs: Sequence[int]) -> None:
-        """The hub has these events. Unknown seqs (already pruned) are ignored."""
-        params = [(int(s),) for s in seqs]
+        """The hub has these events. Unknown seqs (already pruned) are ignored, and so
+        are rejected ones (see `requeue_rejected`)."""
+        # One statement over a JSON array: the rows are updated in C, GIL released.
+        array = to_json([int(s) for s in seqs])
 
         def mark(conn: sqlite3.Connection) -> None:
-            conn.executemany("UPDATE events SET delivered = 1 WHERE seq = ?", params)
+            conn.execute(
+                "UPDATE events SET delivered = 1"
+                " WHERE seq IN (SELECT value FROM json_each(?)) AND delivered = 0",
+                (array,),
+            )
 
         await self._call(lambda conn: in_transaction(conn, mark))
 
@@ -331,6 +337,10 @@ class Journal:
     async def undelivered_after(self, seq: int, limit: int) -> list[Event]:
         """Like `undelivered`, only events with seq > `seq` (the relay's read-ahead)."""
         return await self._read(state.undelivered_after, self.store, seq, limit)
+
+    async def outbox_batch(self, after: int, limit: int) -> OutboxBatch:
+        """Up to `limit` undelivered events with seq > `after`, as the hub's request body."""
+        return await self._read(state.outbox_batch, self.store, after, limit)
 
     async def outbox_stats(self) -> tuple[int, str | None]:
         """(events not yet delivered, ts of the oldest of them or None)."""

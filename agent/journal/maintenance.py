@@ -15,6 +15,8 @@ The size cap (`max_bytes`, database + WAL on disk). When over it:
    is never dropped;
 3. still over: keep everything, keep accepting appends, and report `over_cap=True`:
    losing a sale is worse than using disk.
+Events the hub rejected (delivered = 2, see schema.py) are neither: never deleted here,
+whatever their type, until someone looks at them (Journal.rejected / requeue_rejected).
 Deleting stops at 90% of the cap so maintenance does not run at the edge every time.
 Afterwards the free pages are given back (auto_vacuum=INCREMENTAL) and the WAL is
 checkpointed and truncated, so the files really shrink.
