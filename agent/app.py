@@ -37,8 +37,9 @@ from agent.devices.base import (
 )
 from agent.devices.registry import build_device
 from agent.journal import Journal, JournalError
+from agent.mqtt import RemoteOps
 from agent.relay import Relay
-from agent.remote.commands import parse_keys
+from agent.remote.commands import StoreCommands, parse_keys
 from agent.rules.decide import AccessState
 from agent.rules.passes import PassVerifier
 from agent.runtime.systemd import Notifier, run_watchdog
@@ -92,6 +93,7 @@ class Agent:
         self.verifier = PassVerifier({}, skew_seconds=cfg.access.clock_skew_seconds)
         self.catalog: dict[str, dict[str, Any]] = {}
         self.relay: Relay | None = None
+        self.remote: RemoteOps | None = None
         self.started_at = ""
         self._on_state_change: list[Callable[[], None]] = []
         self.device_online: dict[str, bool] = {}
@@ -116,6 +118,7 @@ class Agent:
         self.store = await self._build(self.cfg)
         await self._start_store(self.store)
         await self._start_relay(self.cfg)
+        await self._start_remote(self.cfg)
         await self.journal.append(
             "agent.started",
             {"version": agent.__version__, "pid": os.getpid(), "doors": list(self.store.doors)},
@@ -150,6 +153,9 @@ class Agent:
     async def stop(self) -> None:
         """Drain in-flight work, lock the doors, close devices, then the journal."""
         self._stopping.set()
+        if self.remote is not None:
+            await self.remote.stop()  # finishes queued commands, then {"online": false}
+            self.remote = None
         store, self.store = self.store, None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_BUDGET_S):
@@ -193,9 +199,17 @@ class Agent:
             await self.relay.stop()
             self.relay = None
             await self._start_relay(cfg)
+        mqtt_changed = cfg.mqtt != self.cfg.mqtt or [d.id for d in cfg.doors] != [
+            d.id for d in self.cfg.doors
+        ]
         self.cfg = cfg
         self.store = await self._build(cfg)
         await self._start_store(self.store)
+        if mqtt_changed:
+            if self.remote is not None:
+                await self.remote.stop()
+                self.remote = None
+            await self._start_remote(cfg)
         assert self.journal is not None
         await self.journal.append("agent.reloaded", {"doors": list(self.store.doors)})
         log.info("config reloaded")
@@ -274,6 +288,22 @@ class Agent:
         await self.relay.start()
         self._spawn(self._watch_outbox())
 
+    async def _start_remote(self, cfg: AgentConfig) -> None:
+        if not cfg.mqtt.enabled:
+            log.info("remote operations over MQTT are off (mqtt.enabled: false)")
+            return
+        assert self.journal is not None
+        self.remote = RemoteOps(
+            cfg,
+            journal=self.journal,
+            verifier=self.verifier,
+            clock=self.clock,
+            handle=StoreCommands(self),
+            state=self.state,
+            status_extra={"store": cfg.store.id, "started_at": self.started_at},
+        )
+        await self.remote.start()  # returns at once; the supervisor connects and reconnects
+
     async def _watch_outbox(self) -> None:
         """`state` carries outbox_depth: republish it when the depth changes."""
         last = None
@@ -328,6 +358,8 @@ class Agent:
     def state_changed(self) -> None:
         for callback in self._on_state_change:
             callback()
+        if self.remote is not None:
+            self.remote.state_changed()
 
     def state(self) -> dict[str, Any]:
         """The retained `state` (CONTRACTS section 3): doors, devices, business, outbox."""

@@ -7,7 +7,9 @@ printed (keygen prints file names and the key id only).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import NoReturn
 from cloud import signing
 
 PROG = "shopgate-hub"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,11 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="The shopgate hub and its signing tools.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the hub service")
-    run.add_argument("--config", required=True, type=Path, metavar="FILE")
-    run.add_argument("--db", metavar="URL", help="database URL (postgresql://... or sqlite)")
+    run = sub.add_parser(
+        "run",
+        help="run the hub service",
+        description="Serves the hub API until SIGTERM. Logs go to stderr.",
+    )
+    run.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.yaml")
+    run.add_argument(
+        "--db",
+        metavar="URL",
+        help="database URL: postgresql://user@host/db or sqlite:///path "
+        "(default: database.url in the config, else storage.dir/hub.db)",
+    )
     run.add_argument("--log-format", choices=["text", "json"], default="text")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=_LOG_LEVELS, metavar="LEVEL"
+    )
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a hub config file",
+        description="Prints ok (exit 0), or one line per problem, FILE:LINE: key: message "
+        "(exit 2).",
+    )
+    check.add_argument("--config", required=True, type=Path, metavar="FILE")
 
     keygen = sub.add_parser(
         "keygen",
@@ -128,13 +150,47 @@ def _sign_command(ns: argparse.Namespace) -> None:
     print(signing.sign_command(key, kid, store=ns.store, cmd=ns.cmd, args=ns.args, ttl=ns.ttl))
 
 
+def _run(ns: argparse.Namespace) -> int:
+    from agent.config.errors import ConfigError
+    from agent.runtime.logging import setup_logging
+    from cloud.config import load_hub_config
+    from cloud.db.engine import DatabaseError, driver_url
+    from cloud.service import run_hub
+
+    prog = f"{PROG} run"
+    setup_logging(ns.log_format, ns.log_level)
+    # aiosqlite logs each call to its thread at DEBUG: every statement, twice.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
+    try:
+        cfg = load_hub_config(ns.config)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    db_url = cfg.database_url(ns.db)
+    try:
+        driver_url(db_url)
+    except DatabaseError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run_hub(cfg, db_url))
+    except DatabaseError as e:
+        logging.getLogger("cloud").critical("%s", e)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     prog = f"{PROG} {ns.command}"
     if ns.command == "run":
-        print(f"{prog}: the hub service is not built yet (see issue #3)", file=sys.stderr)
-        return 2
+        return _run(ns)
+    if ns.command == "check-config":
+        from cloud.config import check_config_main
+
+        return check_config_main(ns.config)
     handlers = {"keygen": _keygen, "mint-pass": _mint_pass, "sign-command": _sign_command}
     try:
         handlers[ns.command](ns)

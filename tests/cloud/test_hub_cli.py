@@ -149,17 +149,20 @@ def test_missing_kid_file(tmp_path: Path, keys: Path) -> None:
     one_line_error(r, "--kid")
 
 
-def test_run_is_not_built_yet(tmp_path: Path) -> None:
+def test_run_with_a_missing_config_is_a_one_line_error(tmp_path: Path) -> None:
+    # (the service itself: tests/cloud/test_hub_service.py)
     r = hub("run", "--config", tmp_path / "hub.yaml")
     assert r.returncode == 2
-    assert r.stderr == "shopgate-hub run: the hub service is not built yet (see issue #3)\n"
+    assert r.stderr == f"{tmp_path / 'hub.yaml'}:0: -: cannot read: No such file or directory\n"
 
 
 def test_no_subcommand_is_a_one_line_error() -> None:
     one_line_error(hub(), "COMMAND")
 
 
-@pytest.mark.parametrize("sub", [[], ["keygen"], ["mint-pass"], ["sign-command"], ["run"]])
+@pytest.mark.parametrize(
+    "sub", [[], ["keygen"], ["mint-pass"], ["sign-command"], ["run"], ["check-config"]]
+)
 def test_help_works(sub: list[str]) -> None:
     r = hub(*sub, "--help")
     assert r.returncode == 0

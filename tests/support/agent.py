@@ -31,6 +31,9 @@ from tests.support.sim import wait_until
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "config.yaml"
 START_TIMEOUT_S = 15.0
+# Unless a test gives its own hub or broker, the agent talks to closed ports: never to a
+# broker or hub that happens to run on this machine's default ports.
+ISOLATED = {"SHOPGATE_MQTT_URL": "mqtt://127.0.0.1:9", "SHOPGATE_HUB_URL": "http://127.0.0.1:9"}
 
 
 @dataclass
@@ -154,7 +157,7 @@ def start_agent(
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "SHOPGATE_RUN": str(run_dir), **(env or {})},
+            env={**os.environ, **ISOLATED, "SHOPGATE_RUN": str(run_dir), **(env or {})},
         )
     handle = AgentHandle(proc, run_dir, log_path, journal)
     if wait_ready:

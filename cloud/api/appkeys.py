@@ -1,0 +1,14 @@
+"""What the handlers find on the application and the request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from cloud.config import HubConfig
+from cloud.db.engine import Database
+from cloud.db.principals import Principal
+
+CONFIG = web.AppKey("config", HubConfig)
+DB = web.AppKey("db", Database)
+VERSION = web.AppKey("version", str)
+PRINCIPAL = web.RequestKey("principal", Principal)

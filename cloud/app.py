@@ -1,0 +1,44 @@
+"""The hub's aiohttp application: routes and middlewares, around an open database.
+
+    db = await Database.open(url)
+    app = create_app(cfg, db)
+
+The caller owns the database (opens it before, closes it after); cloud/service.py runs
+the application, tests drive it with aiohttp's test client.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from cloud.api import events, health
+from cloud.api.appkeys import CONFIG, DB, VERSION
+from cloud.api.auth import auth_middleware
+from cloud.api.errors import error_middleware
+from cloud.config import HubConfig
+from cloud.db.engine import Database
+
+MIB = 1024 * 1024
+
+
+def hub_version() -> str:
+    try:
+        return version("shopgate")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def create_app(cfg: HubConfig, db: Database) -> web.Application:
+    app = web.Application(
+        client_max_size=cfg.http.max_body_mb * MIB,
+        # Errors outermost, so that a refusal by auth is JSON as well.
+        middlewares=[error_middleware, auth_middleware],
+    )
+    app[CONFIG] = cfg
+    app[DB] = db
+    app[VERSION] = hub_version()
+    health.add_routes(app)
+    events.add_routes(app)
+    return app

@@ -1,0 +1,291 @@
+"""The hub's configuration (hub.yaml): schema, loader, and `check-config`.
+
+The file is read with the agent's config machinery (agent/config: YAML with line marks,
+`${VAR:-default}` expansion, pydantic errors rewritten as plain messages), so both programs
+report problems the same way: `FILE:LINE: dotted.key: message`, every problem at once.
+Every model forbids unknown keys; relative paths resolve against the config file's folder.
+Tokens and secrets are never echoed back in a problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+)
+
+from agent.config.errors import ConfigError, Problem
+from agent.config.messages import explain
+from agent.config.yamltree import Loc, Tree, build
+from cloud import signing
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SQLITE_FILE_NAME = "hub.db"
+PLATFORM_NAMES = ("meituan", "eleme", "jddj", "douyin")
+ERP_NAMES = ("wdt", "jst")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d{1,5})$")
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not value.is_absolute():
+        value = Path(base) / value
+    return Path(value)
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+# `url: ${SHOPGATE_X_URL:-}` expands to nothing, which YAML reads as null: that is "".
+OptionalText = Annotated[str, BeforeValidator(lambda v: "" if v is None else v)]
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """ "127.0.0.1:8080" -> ("127.0.0.1", 8080); "[::1]:8080" -> ("::1", 8080)."""
+    m = _LISTEN.match(text.strip())
+    if not m or int(m["port"]) > 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT (like 127.0.0.1:8080 or [::1]:8080)")
+    return m["v6"] or m["host"], int(m["port"])
+
+
+def _check_listen(text: str) -> str:
+    parse_listen(text)
+    return text.strip()
+
+
+def _check_mqtt_url(text: str) -> str:
+    if not text.startswith(("mqtt://", "mqtts://")):
+        raise ValueError(f"{text!r} is not a broker URL (mqtt://host:1883 or mqtts://host:8883)")
+    return text
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(Strict):
+    listen: Annotated[str, AfterValidator(_check_listen)] = Field(
+        description="HOST:PORT the hub's HTTP API listens on (port 0: any free port)."
+    )
+    max_body_mb: int = Field(
+        16, ge=1, le=256, description="Largest request body accepted, after decompression."
+    )
+
+
+class StorageConfig(Strict):
+    dir: ConfigPath = Field(
+        description=f"The hub's data folder; the SQLite database `{SQLITE_FILE_NAME}` lives "
+        "here unless `database.url` names another database."
+    )
+
+
+class DatabaseConfig(Strict):
+    url: OptionalText = Field(
+        "",
+        description="Database URL: postgresql://user@host/db, or sqlite:///path. Empty: "
+        f"the SQLite file storage.dir/{SQLITE_FILE_NAME}. `--db` overrides it.",
+    )
+
+
+class SigningConfig(Strict):
+    key_file: ConfigPath = Field(
+        description="The Ed25519 private key that signs passes and commands "
+        "(`shopgate-hub keygen` makes it)."
+    )
+    kid: str = Field(min_length=1, description="Its key id, as agents list it in access.keys.")
+
+
+class MqttConfig(Strict):
+    url: Annotated[str, AfterValidator(_check_mqtt_url)] = Field(
+        description="Broker URL, mqtt:// or mqtts://, for commands."
+    )
+    topic_root: str = Field("shopgate", min_length=1, description="Topic root (CONTRACTS 3).")
+
+
+class StoreEntry(Strict):
+    id: str = Field(pattern=ID_PATTERN, description="Store id, as the store's agent knows it.")
+    name: OptionalText = Field("", description="Display name.")
+    token: str = Field(
+        min_length=1,
+        description="The store's bearer token for the hub API (kept hashed in the database).",
+    )
+
+
+class MerchantEntry(Strict):
+    id: str = Field(pattern=ID_PATTERN, description="Merchant id.")
+    token: str = Field(min_length=1, description="The merchant's bearer token (read access).")
+    stores: list[str] = Field(min_length=1, description="Ids of the stores the merchant reads.")
+
+
+class Credentials(Strict):
+    app_id: OptionalText = Field("", description="App id / key issued by the platform.")
+    secret: OptionalText = Field("", description="App secret (never logged).")
+    url: OptionalText = Field(
+        "", description="API base URL (empty: the platform's production URL)."
+    )
+
+
+class PlatformsConfig(Strict):
+    meituan: Credentials | None = None
+    eleme: Credentials | None = None
+    jddj: Credentials | None = None
+    douyin: Credentials | None = None
+
+
+class ErpConfig(Strict):
+    wdt: Credentials | None = None
+    jst: Credentials | None = None
+
+
+class HubConfig(Strict):
+    http: HttpConfig
+    storage: StorageConfig
+    database: DatabaseConfig = DatabaseConfig()
+    signing: SigningConfig
+    mqtt: MqttConfig
+    stores: list[StoreEntry] = Field(default_factory=list)
+    merchants: list[MerchantEntry] = Field(default_factory=list)
+    platforms: PlatformsConfig = PlatformsConfig()
+    erp: ErpConfig = ErpConfig()
+
+    def database_url(self, override: str | None = None) -> str:
+        """The database URL as written (`--db`, else database.url, else the SQLite file)."""
+        if override:
+            return override
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.storage.dir / SQLITE_FILE_NAME}"
+
+
+def load_hub_config(path: Path, environ: Mapping[str, str] | None = None) -> HubConfig:
+    """The validated hub config in `path`, or ConfigError listing every problem found."""
+    path = Path(path)
+    env = os.environ if environ is None else environ
+    tree = _read_tree(path, env)
+    problems = [_problem(path, tree, p.loc, p.message, p.line) for p in tree.problems]
+    cfg: HubConfig | None = None
+    try:
+        cfg = HubConfig.model_validate(tree.data, context={"base_dir": path.absolute().parent})
+    except ValidationError as e:
+        for m in explain(e.errors(), tree.data, HubConfig):
+            if not tree.is_followup(m.loc):
+                problems.append(_problem(path, tree, m.loc, m.text))
+    if cfg is not None:
+        for loc, message in [*_reference_problems(cfg), *_key_problems(cfg)]:
+            if not tree.is_followup(loc):
+                problems.append(_problem(path, tree, loc, message))
+    if problems:
+        raise ConfigError(problems)
+    assert cfg is not None
+    return cfg
+
+
+def check_config_main(path: Path) -> int:
+    """`shopgate-hub check-config`: print `ok` (0) or one line per problem (2)."""
+    try:
+        load_hub_config(path)
+    except ConfigError as e:
+        for p in e.problems:
+            print(p, flush=True)
+        return 2
+    print("ok", flush=True)
+    return 0
+
+
+def _read_tree(path: Path, env: Mapping[str, str]) -> Tree:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError([Problem(path, 0, "-", f"cannot read: {e.strerror or e}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        message = f"not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+        raise ConfigError([Problem(path, line, "-", message)]) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            raise ConfigError([Problem(path, 1, "-", "the file holds no settings")])
+        if not isinstance(root, yaml.MappingNode):
+            message = "the top level must be a mapping of settings (http:, storage:, ...)"
+            raise ConfigError([Problem(path, root.start_mark.line + 1, "-", message)])
+        return build(root, env)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError([Problem(path, line, "-", f"invalid YAML: {e.problem}")]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError([Problem(path, 1, "-", f"invalid YAML: {e}")]) from None
+    except RecursionError:
+        raise ConfigError([Problem(path, 1, "-", "invalid YAML: nested too deeply")]) from None
+
+
+def _problem(path: Path, tree: Tree, loc: Loc, message: str, line: int | None = None) -> Problem:
+    key = ".".join(_key_part(part) for part in loc) or "-"
+    one_line = re.sub(r"\s*\n\s*", " ", message).strip()
+    return Problem(path, tree.line_for(loc) if line is None else line, key, one_line)
+
+
+def _key_part(part: object) -> str:
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+def _reference_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    store_ids: dict[str, int] = {}
+    for i, store in enumerate(cfg.stores):
+        if store.id in store_ids:
+            out.append((("stores", i, "id"), f"duplicate store id {store.id!r}"))
+        store_ids.setdefault(store.id, i)
+    merchant_ids: set[str] = set()
+    for i, merchant in enumerate(cfg.merchants):
+        if merchant.id in merchant_ids:
+            out.append((("merchants", i, "id"), f"duplicate merchant id {merchant.id!r}"))
+        merchant_ids.add(merchant.id)
+        for j, store_id in enumerate(merchant.stores):
+            if store_id not in store_ids:
+                known = ", ".join(store_ids) or "none configured"
+                out.append((("merchants", i, "stores", j), f"no store {store_id!r} ({known})"))
+    # A shared token would make a request's caller ambiguous; the message never shows it.
+    owners: dict[str, str] = {}
+    holders: list[tuple[Loc, str, str]] = [
+        *((("stores", i, "token"), f"stores.{i}", s.token) for i, s in enumerate(cfg.stores)),
+        *(
+            (("merchants", i, "token"), f"merchants.{i}", m.token)
+            for i, m in enumerate(cfg.merchants)
+        ),
+    ]
+    for loc, name, token in holders:
+        if token in owners:
+            out.append((loc, f"the same token as {owners[token]}; each needs its own token"))
+        owners.setdefault(token, name)
+    return out
+
+
+def _key_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
+    try:
+        signing.load_private_key(cfg.signing.key_file, cfg.signing.kid)
+    except signing.SigningError as e:
+        hint = ""
+        key_file = cfg.signing.key_file
+        if not key_file.exists() and key_file.name == signing.PRIVATE_KEY_NAME:
+            hint = (
+                f" (make one: shopgate-hub keygen --out {cfg.signing.key_file.parent} "
+                f"--kid {cfg.signing.kid})"
+            )
+        return [(("signing", "key_file"), f"{e}{hint}")]
+    return []

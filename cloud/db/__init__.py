@@ -1,0 +1,1 @@
+"""The hub's database: tables, migrations and queries, for SQLite and PostgreSQL alike."""
