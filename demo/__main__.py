@@ -1,9 +1,11 @@
-"""The demo story: start the simulated hardware and the agent, then play a customer, a
-courier, a forger and a replayer at the front door, through the simulator's control API
-(as a test would), printing in plain words what happened.
+"""The demo story: start the simulated hardware, a Mosquitto broker, the hub and the
+agent, then play a customer, a courier, a forger and a replayer at the front door
+through the simulator's control API (as a test would), unlock the door remotely with a
+command signed by `shopgate-hub sign-command` and sent with `mosquitto_pub`, and show
+the door's events arriving at the hub, printing in plain words what happened.
 
-Runtime files go to $SHOPGATE_RUN (default .run): sim/, agent/ (the journal), keys/,
-and the logs sim.log and agent.log.
+Runtime files go to $SHOPGATE_RUN (default .run): sim/, agent/ (the journal), hub/,
+broker/, keys/, and the logs sim.log, agent.log, hub.log, broker.log.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from agent.journal import Journal
 from agent.journal.view import JournalView
 from agent.services.orders import PendingOrders
 from cloud.signing import load_private_key, mint_pass, write_keypair
+from demo.services import hub_events, start_broker, start_hub
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path(os.environ.get("SHOPGATE_RUN", REPO / ".run")).resolve()
@@ -126,6 +129,14 @@ def main() -> int:
     os.environ.update(env)
 
     say("== shopgate demo: store demo-001, front door on lock board 1, scanner at the door ==")
+    token = env.setdefault("SHOPGATE_STORE_TOKEN", "demo-token")
+    broker_log = open(RUN / "broker.log", "ab")
+    broker, mqtt_port = start_broker(RUN, broker_log)
+    env["SHOPGATE_MQTT_URL"] = f"mqtt://127.0.0.1:{mqtt_port}"
+    hub_log = open(RUN / "hub.log", "ab")
+    hub, hub_url = start_hub(BIN, REPO / "hub.yaml", env, hub_log)
+    env["SHOPGATE_HUB_URL"] = hub_url
+    say(f"broker on 127.0.0.1:{mqtt_port}, hub on {hub_url}")
     sim = Sim()
     code = f"{random.randint(0, 999999):06d}"
     order = seed_order(code)
@@ -199,17 +210,92 @@ def main() -> int:
         wait_for(lambda: journal.events("door.forced", seq), "door.forced")
         sim.contact(False)
         say("6. Someone pulls the door open without a pass -> ALARM: door.forced")
+
+        say("7. The owner unlocks the door remotely for a delivery, from a terminal:")
+        key_file = RUN / "keys" / "hub-signing.pem"
         say(
-            f"\nThe journal holds {journal.last_seq()} events; logs: {RUN}/agent.log, {RUN}/sim.log"
+            f"   $ shopgate-hub sign-command --key {key_file} --store {STORE} --cmd unlock "
+            '--args \'{"door": "front"}\''
         )
+        command = subprocess.run(
+            [
+                str(BIN / "shopgate-hub"),
+                "sign-command",
+                "--key",
+                str(key_file),
+                "--store",
+                STORE,
+                "--cmd",
+                "unlock",
+                "--args",
+                json.dumps({"door": "front", "seconds": 5}),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        say(f"   $ mosquitto_pub -p {mqtt_port} -t shopgate/{STORE}/cmd -q 1 -m <the command>")
+        reply_reader = subprocess.Popen(
+            [
+                "mosquitto_sub",
+                "-p",
+                str(mqtt_port),
+                "-t",
+                f"shopgate/{STORE}/reply",
+                "-C",
+                "1",
+                "-W",
+                "10",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.3)  # let mosquitto_sub subscribe first: replies are not retained
+        before = sim.unlocks()
+        subprocess.run(
+            [
+                "mosquitto_pub",
+                "-p",
+                str(mqtt_port),
+                "-t",
+                f"shopgate/{STORE}/cmd",
+                "-q",
+                "1",
+                "-m",
+                command,
+            ],
+            check=True,
+        )
+        reply, _ = reply_reader.communicate(timeout=15)
+        wait_for(lambda: sim.unlocks() > before, "the remote unlock")
+        say(f"   reply: {reply.strip()}")
+        say(f"   -> door OPENED remotely (open frames: {sim.unlocks()})")
+
+        say("8. Every event reaches the hub (store-and-forward from the journal):")
+        wait_for(
+            lambda: len(hub_events(hub_url, STORE, token)) >= journal.last_seq() - start_seq,
+            "the hub",
+        )
+        at_hub = hub_events(hub_url, STORE, token)
+        counts: dict[str, int] = {}
+        for e in at_hub:
+            counts[e["type"]] = counts.get(e["type"], 0) + 1
+        say(
+            f"   the hub holds {len(at_hub)} events: "
+            + ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+        )
+        say(f"\nlogs: {RUN}/agent.log, {RUN}/sim.log, {RUN}/hub.log; journal: {journal.path}")
         return 0
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(6)
-        finally:
-            sim.proc.send_signal(signal.SIGTERM)
-            sim.proc.wait(6)
+        for proc in (agent, hub):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(6)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for proc in (sim.proc, broker):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(6)
 
 
 if __name__ == "__main__":
