@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agent.config.errors import ConfigError, Problem
 from agent.config.messages import explain
@@ -27,12 +28,27 @@ from agent.config.yamltree import Loc, Tree, build
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
+M = TypeVar("M", bound=BaseModel)
+Checks = Callable[[M], Iterable[tuple[Loc, str]]]
+
+
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentConfig:
     """The validated config in `path`, or ConfigError listing every problem found.
 
     `environ` (default: os.environ) supplies `${VAR}` values. Relative paths in the
     config resolve against the folder of `path`.
     """
+    return load_model(
+        path, AgentConfig, lambda cfg: [*reference_problems(cfg), *_key_file_problems(cfg)], environ
+    )
+
+
+def load_model(
+    path: Path, model: type[M], checks: Checks[M], environ: Mapping[str, str] | None = None
+) -> M:
+    """Any of shopgate's YAML configs (the agent's, the hub's): read with line marks,
+    expand `${VAR}`, validate with `model`, then run `checks` (cross references, key
+    files) on the valid result. Every problem is reported at once, with its line."""
     path = Path(path)
     env = os.environ if environ is None else environ
     text = _read(path)
@@ -49,7 +65,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentCo
     if root is None:
         raise ConfigError([Problem(path, 1, "-", "the file holds no settings")])
     if not isinstance(root, yaml.MappingNode):
-        message = "the top level must be a mapping of settings (store:, storage:, ...)"
+        message = "the top level must be a mapping of settings (key: value lines)"
         raise ConfigError([Problem(path, root.start_mark.line + 1, "-", message)])
     try:
         tree = build(root, env)
@@ -57,16 +73,15 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentCo
         raise ConfigError([Problem(path, 1, "-", "invalid YAML: nested too deeply")]) from None
 
     problems = [_problem(path, tree, p.loc, p.message, p.line) for p in tree.problems]
-    cfg: AgentConfig | None = None
+    cfg: M | None = None
     try:
-        cfg = AgentConfig.model_validate(tree.data, context={"base_dir": path.absolute().parent})
+        cfg = model.model_validate(tree.data, context={"base_dir": path.absolute().parent})
     except ValidationError as e:
-        for m in explain(e.errors(), tree.data, AgentConfig):
+        for m in explain(e.errors(), tree.data, model):
             if not tree.is_followup(m.loc):
                 problems.append(_problem(path, tree, m.loc, m.text))
     if cfg is not None:
-        checks = [*reference_problems(cfg), *_key_file_problems(cfg)]
-        for loc, message in checks:
+        for loc, message in checks(cfg):
             if not tree.is_followup(loc):
                 problems.append(_problem(path, tree, loc, message))
     if problems:
@@ -75,10 +90,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentCo
     return cfg
 
 
-def check_config_main(path: Path) -> int:
-    """`shopgate-agent check-config`: print `ok` (0) or one line per problem (2)."""
+def check_config_main(path: Path, load: Callable[[Path], object] = load_config) -> int:
+    """`check-config`: print `ok` (0) or one line per problem (2)."""
     try:
-        load_config(path)
+        load(path)
     except ConfigError as e:
         for p in e.problems:
             print(p, flush=True)

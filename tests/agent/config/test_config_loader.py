@@ -278,7 +278,7 @@ def test_not_a_mapping_empty_and_not_utf8(store_dir: Path) -> None:
         (b"# only a comment\n", "1: -: the file holds no settings"),
         (
             b"- a\n- b\n",
-            "1: -: the top level must be a mapping of settings (store:, storage:, ...)",
+            "1: -: the top level must be a mapping of settings (key: value lines)",
         ),
         (b"store:\n  name: \xff\n", "2: -: not UTF-8 text (byte 0xff); save the file as UTF-8"),
     ]:
