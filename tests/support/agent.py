@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.journal.view import JournalView
 from cloud.signing import load_private_key, mint_pass, write_keypair
+from tests.support.process import ProcessHandle
 from tests.support.sim import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,7 +88,9 @@ def seed_orders(run_dir: Path, orders: Iterable[dict[str, Any]]) -> None:
 
 
 @dataclass
-class AgentHandle:
+class AgentHandle(ProcessHandle):
+    name = "agent"
+
     proc: subprocess.Popen[bytes]
     run_dir: Path
     log_path: Path
@@ -113,25 +116,6 @@ class AgentHandle:
     def _check_alive(self) -> None:
         if self.proc.poll() is not None:
             raise RuntimeError(f"agent exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise TimeoutError(f"agent did not stop within {timeout} s") from None
-
-    def __enter__(self) -> AgentHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def agent_command() -> list[str]:

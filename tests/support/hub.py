@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from cloud.signing import PRIVATE_KEY_NAME, write_keypair
+from tests.support.process import ProcessHandle
 from tests.support.sim import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,9 @@ def make_events(first_seq: int, count: int, **kw: Any) -> list[dict]:
 
 
 @dataclass
-class HubHandle:
+class HubHandle(ProcessHandle):
+    name = "hub"
+
     url: str
     port: int
     proc: subprocess.Popen[bytes]
@@ -147,25 +150,6 @@ class HubHandle:
                 return out
             out.extend(body["events"])
             after = body["events"][-1]["seq"]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise TimeoutError(f"hub did not stop within {timeout} s") from None
-
-    def __enter__(self) -> HubHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def hub_command() -> list[str]:

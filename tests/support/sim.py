@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import serial
+
+from tests.support.process import ProcessHandle
 
 T = TypeVar("T")
 
@@ -59,7 +60,9 @@ class SimRequestError(Exception):
 
 
 @dataclass
-class SimHandle:
+class SimHandle(ProcessHandle):
+    name = "shopgate-sim"
+
     proc: subprocess.Popen[bytes]
     dir: Path
     control_url: str
@@ -107,26 +110,6 @@ class SimHandle:
         if status >= 300:
             raise SimRequestError(status, reply)
         return reply
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:
-        """Signal the simulator and wait for it; kills it (and raises) after `timeout`."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise TimeoutError(f"shopgate-sim did not stop within {timeout} s") from None
-
-    def __enter__(self) -> SimHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_sim(
