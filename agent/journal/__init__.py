@@ -4,6 +4,7 @@ from agent.journal.errors import JournalError
 from agent.journal.journal import Journal
 from agent.journal.maintenance import DROPPABLE_PREFIXES, MaintenanceReport
 from agent.journal.ops import (
+    ForgetPass,
     LogAccess,
     Op,
     PutOrder,
@@ -18,6 +19,7 @@ from agent.model.events import Event
 __all__ = [
     "DROPPABLE_PREFIXES",
     "Event",
+    "ForgetPass",
     "Journal",
     "JournalError",
     "LocalState",

@@ -52,6 +52,17 @@ class UsePass:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetPass:
+    """Give a once-only token back: its grant never took effect (the lock did not open),
+    so the person may try again."""
+
+    jti: str
+
+    def statement(self, ts: str) -> Statement:
+        return Statement("DELETE FROM used_passes WHERE jti = ?", (self.jti,))
+
+
+@dataclass(frozen=True, slots=True)
 class PutOrder:
     """Insert or replace an order (keyed by order["id"])."""
 
@@ -145,4 +156,4 @@ class LogAccess:
         )
 
 
-Op = UsePass | PutOrder | SetOrderStatus | PutSetting | PutProduct | LogAccess
+Op = UsePass | ForgetPass | PutOrder | SetOrderStatus | PutSetting | PutProduct | LogAccess

@@ -23,7 +23,14 @@ from typing import Any
 from agent.clock import Clock
 from agent.config.schema import AgentConfig, DoorConfig
 from agent.devices.base import DeviceError
-from agent.journal import Journal, JournalError, LogAccess, SetOrderStatus, UsePass
+from agent.journal import (
+    ForgetPass,
+    Journal,
+    JournalError,
+    LogAccess,
+    SetOrderStatus,
+    UsePass,
+)
 from agent.rules.answers import answer_matches
 from agent.rules.decide import AccessState, Decision, DoorPolicy, decide_code, decide_pass
 from agent.rules.passes import PassVerifier
@@ -164,8 +171,12 @@ class AccessService:
             if undo:
                 undo()
             log.error("door %s: lock did not open: %s", decision.door, e)
+            # The pass is given back, so the person can try again once the lock answers.
+            given_back = (
+                [ForgetPass(decision.jti)] if decision.jti and decision.scope != "pickup" else []
+            )
             await self._append_quietly(
-                "door.unlock_failed", {"door": decision.door, "error": str(e)}
+                "door.unlock_failed", {"door": decision.door, "error": str(e)}, ops=given_back
             )
             return decision
         if decision.orders:
@@ -268,9 +279,11 @@ class AccessService:
         else:
             log.info("door %s: denied (%s) %s", d.door, d.reason, d.detail)
 
-    async def _append_quietly(self, type_: str, data: dict[str, Any]) -> None:
+    async def _append_quietly(
+        self, type_: str, data: dict[str, Any], ops: list[Any] | None = None
+    ) -> None:
         try:
-            await self._journal.append(type_, data)
+            await self._journal.append(type_, data, ops=ops or ())
         except JournalError as e:
             log.error("could not journal %s: %s", type_, e)
 

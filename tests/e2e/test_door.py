@@ -304,3 +304,32 @@ def test_sighup_keeps_the_running_config_when_the_new_one_is_invalid(
         agent.proc.send_signal(signal.SIGHUP)
         agent.wait_event("agent.reloaded", after_seq=seq)
         assert reason(decide(agent, sim, keys.mint(scope="entry", sub="fay"))) == "granted"
+
+
+def test_a_silent_lock_board_gives_the_pass_back(sim: SimHandle, keys: Keys, run_dir: Path):
+    """The board does not answer: the door cannot open, the bus is reported offline, and
+    the customer's pass still works (also after a restart) once the board is back."""
+    pass_ = keys.mint(scope="entry", sub="kim")
+    with start_agent(run_dir) as agent:
+        seq = agent.journal.last_seq()
+        sim.post("/lockbus/lockbus-1/boards/1/mute", {"on": True})
+        scan(sim, pass_)
+        failed = agent.wait_event("door.unlock_failed", after_seq=seq, timeout=10)
+        assert "board" in failed["data"]["error"] or "answer" in failed["data"]["error"]
+        agent.wait_event(
+            "device.offline",
+            lambda e: e["data"]["device"] == "lockbus-1",
+            after_seq=seq,
+            timeout=10,
+        )
+        sim.post("/lockbus/lockbus-1/boards/1/mute", {"on": False})
+        agent.wait_event(
+            "device.online",
+            lambda e: e["data"]["device"] == "lockbus-1",
+            after_seq=failed["seq"],
+            timeout=10,
+        )
+    assert unlocks(sim) == 0
+    with start_agent(run_dir) as agent:
+        assert reason(decide(agent, sim, pass_)) == "granted"
+        wait_until(lambda: unlocks(sim) == 1, 3, "the door to open")
