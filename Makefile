@@ -5,7 +5,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := mosquitto mosquitto-clients
+# chromium: the entry page's browser tests (Debian's build; no browser download)
+APT_PACKAGES := mosquitto mosquitto-clients chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup system-deps venv demo test test-all lint format bench docs clean

@@ -60,6 +60,7 @@ class StoreCommands:
             "ping": self.ping,
             "status": self.status,
             "unlock": self.unlock,
+            "enter": self.enter,
             "lockdown": self.lockdown,
             "business": self.business,
             "reload": self.reload,
@@ -119,6 +120,17 @@ class StoreCommands:
             await journal.append("door.unlock_failed", {"door": door.id, "error": str(e)})
             raise CommandError(FAILED, f"the lock of door {door.id!r} did not open: {e}") from e
         return {"door": door.id, "seconds": seconds or door.cfg.unlock_seconds}
+
+    async def enter(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        """A pass presented remotely (the hub's entry page, right after the customer
+        answered): decided exactly as if scanned at the door, so lockdown, hours,
+        occupancy, the block list and single use all apply. `unlock` is for operators."""
+        door = self._door(args)
+        token = _arg(args, "pass", str)
+        if self.agent.store is None:
+            raise CommandError(FAILED, "the agent is stopping")
+        decision = await self.agent.store.access.on_scan(door.id, token)
+        return {"door": door.id, "granted": decision.granted, "reason": str(decision.reason)}
 
     async def lockdown(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
         door = self._door(args)

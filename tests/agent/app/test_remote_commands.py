@@ -167,3 +167,19 @@ async def test_reload_refused_reports_the_problems(running):
     agent.config_path.write_text(good)
     assert await call(agent, "reload") == {"reloaded": True}
     await eventually(lambda: agent.store is not None)
+
+
+async def test_enter_decides_a_remote_pass_as_at_the_door(running):
+    """The hub's entry page sends the customer's pass with `enter`: the door's rules
+    apply (lockdown here), and the pass is single use like a scanned one."""
+    agent, _, pins = running
+    keys = make_keys(agent.cfg.storage.dir.parent)
+    await call(agent, "lockdown", door="back", on=True)
+    shut = await call(agent, "enter", door="back", **{"pass": keys.mint(scope="entry", sub="v1")})
+    assert shut == {"door": "back", "granted": False, "reason": "lockdown"}
+    assert pins.pin(RELAY).state == 0
+    await call(agent, "lockdown", door="back", on=False)
+    token = keys.mint(scope="entry", sub="v2")
+    assert (await call(agent, "enter", door="back", **{"pass": token}))["granted"] is True
+    await eventually(lambda: pins.pin(RELAY).state == 1)
+    assert (await call(agent, "enter", door="back", **{"pass": token}))["reason"] == "replayed"
