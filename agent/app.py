@@ -38,6 +38,7 @@ from agent.devices.base import (
 from agent.devices.registry import build_device
 from agent.journal import Journal, JournalError
 from agent.mqtt import RemoteOps
+from agent.order_sync import OrderSync
 from agent.relay import Relay
 from agent.remote.commands import StoreCommands, parse_keys
 from agent.rules.decide import AccessState
@@ -94,6 +95,7 @@ class Agent:
         self.catalog: dict[str, dict[str, Any]] = {}
         self.relay: Relay | None = None
         self.remote: RemoteOps | None = None
+        self.order_sync: OrderSync | None = None
         self.started_at = ""
         self._on_state_change: list[Callable[[], None]] = []
         self.device_online: dict[str, bool] = {}
@@ -156,6 +158,9 @@ class Agent:
         if self.remote is not None:
             await self.remote.stop()  # finishes queued commands, then {"online": false}
             self.remote = None
+        if self.order_sync is not None:  # before the store goes: it writes orders into it
+            await self.order_sync.stop()
+            self.order_sync = None
         store, self.store = self.store, None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_BUDGET_S):
@@ -198,6 +203,9 @@ class Agent:
         if cfg.hub != self.cfg.hub and self.relay is not None:
             await self.relay.stop()
             self.relay = None
+            if self.order_sync is not None:
+                await self.order_sync.stop()
+                self.order_sync = None
             await self._start_relay(cfg)
         mqtt_changed = cfg.mqtt != self.cfg.mqtt or [d.id for d in cfg.doors] != [
             d.id for d in self.cfg.doors
@@ -287,6 +295,10 @@ class Agent:
         )
         await self.relay.start()
         self._spawn(self._watch_outbox())
+        self.order_sync = OrderSync(
+            self.orders, hub_url=cfg.hub.url, store_id=cfg.store.id, token=cfg.hub.token
+        )
+        await self.order_sync.start()
 
     async def _start_remote(self, cfg: AgentConfig) -> None:
         if not cfg.mqtt.enabled:
@@ -301,8 +313,13 @@ class Agent:
             handle=StoreCommands(self),
             state=self.state,
             status_extra={"store": cfg.store.id, "started_at": self.started_at},
+            on_connected=self._caught_up_on_orders,
         )
         await self.remote.start()  # returns at once; the supervisor connects and reconnects
+
+    def _caught_up_on_orders(self) -> None:
+        if self.order_sync is not None:
+            self.order_sync.sync_now()
 
     async def _watch_outbox(self) -> None:
         """`state` carries outbox_depth: republish it when the depth changes."""

@@ -96,8 +96,12 @@ class RemoteOps:
         state: Callable[[], dict[str, Any]],
         status_extra: dict[str, Any] | None = None,
         version: str = agent.__version__,
+        on_connected: Callable[[], None] = lambda: None,
     ) -> None:
         self.cfg = cfg
+        # Called (on the loop) after each (re)connection: orders published while the
+        # store was away may be missing, so the app catches up over HTTP then.
+        self._on_connected = on_connected
         self.mqtt = cfg.mqtt
         self.clock = clock
         self.topics = Topics(cfg.mqtt.topic_root, cfg.store.id)
@@ -248,6 +252,7 @@ class RemoteOps:
         self._state_sent = None
         await self._send_state(client)
         self._connected.set()
+        self._on_connected()
         log.info(
             "mqtt: connected to %s as %s (MQTT %s)", self._where, self.client_id, self.protocol
         )

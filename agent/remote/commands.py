@@ -215,6 +215,8 @@ class StoreCommands:
         if relay is None:
             raise CommandError(UNSUPPORTED, "this agent has no hub relay configured")
         relay.sync_now()
+        if self.agent.order_sync is not None:
+            self.agent.order_sync.sync_now()  # and fetch orders the store may have missed
         return {"outbox": relay.stats()}
 
     def no_device(self, what: str) -> Handler:
