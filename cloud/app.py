@@ -13,12 +13,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from cloud.api import events, health
+from cloud.api import courier, events, health, orders, platforms
 from cloud.api.appkeys import CONFIG, DB, VERSION
 from cloud.api.auth import auth_middleware
 from cloud.api.errors import error_middleware
 from cloud.config import HubConfig
 from cloud.db.engine import Database
+from cloud.web import entry
 
 MIB = 1024 * 1024
 
@@ -41,4 +42,8 @@ def create_app(cfg: HubConfig, db: Database) -> web.Application:
     app[VERSION] = hub_version()
     health.add_routes(app)
     events.add_routes(app)
+    platforms.add_routes(app)
+    orders.add_routes(app)
+    courier.add_routes(app)
+    entry.add_routes(app)
     return app

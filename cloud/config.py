@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_validator,
 )
 
 from agent.config.errors import ConfigError, Problem
@@ -33,6 +34,7 @@ from agent.config.yamltree import Loc, Tree, build
 from cloud import signing
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+DOOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"  # as the agent's doors.id
 SQLITE_FILE_NAME = "hub.db"
 PLATFORM_NAMES = ("meituan", "eleme", "jddj", "douyin")
 ERP_NAMES = ("wdt", "jst")
@@ -82,6 +84,12 @@ class HttpConfig(Strict):
     max_body_mb: int = Field(
         16, ge=1, le=256, description="Largest request body accepted, after decompression."
     )
+    public_url: OptionalText = Field(
+        "",
+        description="The hub's address as callers reach it (https://hub.example.com), "
+        "for webhook URLs that platforms sign (Meituan); empty: the address each request "
+        "came in on (scheme and Host header).",
+    )
 
 
 class StorageConfig(Strict):
@@ -112,6 +120,104 @@ class MqttConfig(Strict):
         description="Broker URL, mqtt:// or mqtts://, for commands."
     )
     topic_root: str = Field("shopgate", min_length=1, description="Topic root (CONTRACTS 3).")
+    username: OptionalText = Field(
+        "shopgate-hub", description="Broker login (the shipped ACL knows `shopgate-hub`)."
+    )
+    password_file: ConfigPath | None = Field(
+        None, description="File holding the broker password (first line); none: no password."
+    )
+    instance_id: OptionalText = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.-]{0,64}$",
+        description="This hub process's name on the broker (its reply topic); empty: "
+        "host name and process id. Hubs sharing a broker need different ones.",
+    )
+
+
+class CourierConfig(Strict):
+    link_secret: OptionalText = Field(
+        "",
+        description="Secret that signs courier page links (/c/STORE/ORDER?sig=...); empty: "
+        "derived from the signing key (links then change when the key does).",
+    )
+    pass_ttl_seconds: int = Field(
+        7200, ge=60, le=86400, description="How long a courier's pickup pass is valid."
+    )
+
+
+class EntryQuestion(Strict):
+    question: str = Field(min_length=1, max_length=200, description="Asked on the entry page.")
+    answers: list[str] = Field(
+        min_length=1,
+        description="Accepted answers, hashed: make each with `shopgate-agent hash-answer`.",
+    )
+
+    @field_validator("answers")
+    @classmethod
+    def _hashed(cls, v: list[str]) -> list[str]:
+        # A clear answer in the config would be served to anyone who reads the file.
+        for a in v:
+            if not a.startswith("scrypt$") or a.count("$") != 5:
+                raise ValueError(
+                    "answers are stored hashed: make each with `shopgate-agent hash-answer`"
+                )
+        return v
+
+
+class EntryConfig(Strict):
+    """The customer entry page at /s/STORE/DOOR (the door poster's QR)."""
+
+    doors: list[Annotated[str, Field(pattern=DOOR_PATTERN)]] = Field(
+        min_length=1, description="Doors with an entry page (ids as in the agent's config)."
+    )
+    questions: list[EntryQuestion] = Field(
+        default_factory=list,
+        description="The question bank; one is picked per visit. Empty: no question asked.",
+    )
+    pass_ttl_seconds: int = Field(300, ge=30, le=86400, description="Life of an entry pass.")
+    question_ttl_seconds: int = Field(
+        600, ge=30, le=86400, description="Time to answer before the page asks again."
+    )
+    max_wrong: int = Field(
+        5, ge=1, le=1000, description="Wrong answers per visitor per window before a pause."
+    )
+    max_wrong_per_ip: int = Field(
+        20,
+        ge=1,
+        le=10000,
+        description="Wrong answers per address per window (phones on the store's Wi-Fi share one).",
+    )
+    wrong_window_seconds: int = Field(
+        600, ge=10, le=86400, description="The window wrong answers are counted over."
+    )
+    unlock_wait_seconds: float = Field(
+        5.0, gt=0, le=30, description="How long a right answer waits for the door to open."
+    )
+
+
+def _check_shop_id(text: str) -> str:
+    if not (1 <= len(text) <= 64 and text.isascii() and text.isprintable() and " " not in text):
+        raise ValueError(
+            f"{text[:70]!r} is not a shop id (1-64 printable ASCII characters, no spaces)"
+        )
+    return text
+
+
+ShopId = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    AfterValidator(_check_shop_id),
+]
+
+
+class StorePlatforms(Strict):
+    """The store's shop id on each platform (Meituan app_poi_code, Eleme shop id,
+    JD Daojia station no, Douyin shop id); a platform left out does not sell for it."""
+
+    meituan: ShopId | None = None
+    eleme: ShopId | None = None
+    jddj: ShopId | None = None
+    douyin: ShopId | None = None
 
 
 class StoreEntry(Strict):
@@ -120,6 +226,20 @@ class StoreEntry(Strict):
     token: str = Field(
         min_length=1,
         description="The store's bearer token for the hub API (kept hashed in the database).",
+    )
+    entry: EntryConfig | None = Field(
+        None, description="The customer entry page; none: the store has no entry page."
+    )
+    platforms: StorePlatforms = Field(
+        default_factory=StorePlatforms,
+        description="The store's shop id on each delivery platform it sells on.",
+    )
+    auto_accept: bool = Field(
+        True, description="Confirm new platform orders at once (false: the merchant does)."
+    )
+    shelves: dict[str, str] = Field(
+        default_factory=dict,
+        description="barcode -> shelf, for order items whose platform gives no shelf.",
     )
 
 
@@ -134,6 +254,11 @@ class Credentials(Strict):
     secret: OptionalText = Field("", description="App secret (never logged).")
     url: OptionalText = Field(
         "", description="API base URL (empty: the platform's production URL)."
+    )
+    token: OptionalText = Field(
+        "",
+        description="Access token from the merchant's authorization, where the platform "
+        "asks for one (JD Daojia `token`, Douyin `access_token`); never logged.",
     )
 
 
@@ -159,6 +284,7 @@ class HubConfig(Strict):
     merchants: list[MerchantEntry] = Field(default_factory=list)
     platforms: PlatformsConfig = PlatformsConfig()
     erp: ErpConfig = ErpConfig()
+    courier: CourierConfig = CourierConfig()
 
     def database_url(self, override: str | None = None) -> str:
         """The database URL as written (`--db`, else database.url, else the SQLite file)."""
@@ -183,7 +309,11 @@ def load_hub_config(path: Path, environ: Mapping[str, str] | None = None) -> Hub
             if not tree.is_followup(m.loc):
                 problems.append(_problem(path, tree, m.loc, m.text))
     if cfg is not None:
-        for loc, message in [*_reference_problems(cfg), *_key_problems(cfg)]:
+        for loc, message in [
+            *_reference_problems(cfg),
+            *_key_problems(cfg),
+            *_shop_problems(cfg),
+        ]:
             if not tree.is_followup(loc):
                 problems.append(_problem(path, tree, loc, message))
     if problems:
@@ -273,6 +403,22 @@ def _reference_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
         if token in owners:
             out.append((loc, f"the same token as {owners[token]}; each needs its own token"))
         owners.setdefault(token, name)
+    return out
+
+
+def _shop_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
+    """A platform's push names a shop; two stores with one shop id would be ambiguous."""
+    out: list[tuple[Loc, str]] = []
+    owners: dict[tuple[str, str], str] = {}
+    for i, store in enumerate(cfg.stores):
+        for name in PLATFORM_NAMES:
+            shop = getattr(store.platforms, name)
+            if shop is None:
+                continue
+            if (name, shop) in owners:
+                message = f"store {owners[name, shop]!r} already has {name} shop {shop!r}"
+                out.append((("stores", i, "platforms", name), message))
+            owners.setdefault((name, shop), store.id)
     return out
 
 

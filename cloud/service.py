@@ -16,8 +16,10 @@ import signal
 
 from aiohttp import web
 
+from cloud import delivery
 from cloud.access_log import AccessLogger
 from cloud.app import create_app
+from cloud.bus import HubBus
 from cloud.config import HubConfig, parse_listen
 from cloud.db.engine import Database
 from cloud.db.principals import sync_principals
@@ -49,8 +51,16 @@ async def run_hub(cfg: HubConfig, db_url: str) -> int:
             "callers loaded",
             extra={"stores": len(cfg.stores), "merchants": len(cfg.merchants)},
         )
+        app = create_app(cfg, db)
+        try:
+            bus = await asyncio.to_thread(HubBus.from_config, cfg)
+        except OSError as e:
+            where = cfg.mqtt.password_file
+            log.error("cannot read the MQTT password file %s: %s", where, e.strerror or e)
+            return 2
+        delivery.attach(app, bus)
         runner = web.AppRunner(
-            create_app(cfg, db),
+            app,
             shutdown_timeout=SHUTDOWN_GRACE_S,
             handle_signals=False,
             access_log_class=AccessLogger,

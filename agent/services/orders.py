@@ -70,7 +70,13 @@ class PendingOrders:
             self.by_code[code] = order["id"]
 
     async def upsert(self, raw_orders: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Add or update orders. A pickup that happened here wins: the hub may send an
+        update before it has heard of the pickup, and a picked-up order must never be
+        pickable again."""
         orders = [validate_order(o, code_length=self._code_length) for o in raw_orders]
+        for o in orders:
+            if self.by_id.get(o["id"], {}).get("status") == "picked_up":
+                o["status"] = "picked_up"
         await self._journal.apply([PutOrder(o) for o in orders])
         for o in orders:
             self.by_id[o["id"]] = o

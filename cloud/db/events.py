@@ -15,8 +15,13 @@ from cloud.envelope import Envelope
 async def insert_events(db: Database, store_id: str, batch: Sequence[Envelope]) -> int:
     """Store the events of `batch` not stored yet, in one transaction; returns how many
     were new (the rest, already there or repeated in the batch, are duplicates)."""
+    return len(await insert_new_events(db, store_id, batch))
+
+
+async def insert_new_events(db: Database, store_id: str, batch: Sequence[Envelope]) -> list[str]:
+    """As insert_events, but returns the ids of the events that were new."""
     if not batch:
-        return 0
+        return []
     received = now_text()
     rows = [
         {
@@ -39,7 +44,7 @@ async def insert_events(db: Database, store_id: str, batch: Sequence[Envelope]) 
     )
     async with db.write() as conn:
         result = await conn.execute(statement, rows)
-        return len(result.all())
+        return list(result.scalars())
 
 
 async def list_events(db: Database, store_id: str, after_seq: int, limit: int) -> list[str]:

@@ -10,16 +10,77 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, func, inspect, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    inspect,
+    select,
+    text,
+)
 
+from cloud.db.delivery_tables import delivery_tables
 from cloud.db.errors import DatabaseError
+from cloud.db.order_tables import order_tables
 from cloud.db.tables import metadata, schema_version
 from cloud.db.times import now_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4
+
+
+def _add_entry_attempts(conn: Connection) -> None:
+    # The table as version 2 made it, spelled out here: tables.py may change it later,
+    # with a step of its own.
+    v2 = MetaData(naming_convention=metadata.naming_convention)
+    Table(
+        "entry_attempts",
+        v2,
+        Column(
+            "id",
+            BigInteger().with_variant(Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        Column("store_id", String(64), nullable=False),
+        Column("door", String(64), nullable=False),
+        Column("at", String(32), nullable=False),
+        Column("ok", Boolean, nullable=False),
+        Column("outcome", String(32), nullable=False),
+        Column("client_hash", String(64), nullable=False),
+        Column("ip_hash", String(64), nullable=False),
+        Column("pass_jti", String(64), nullable=True),
+        Column("unlocked", Boolean, nullable=True),
+        Index("ix_entry_attempts_client", "store_id", "client_hash", "at"),
+        Index("ix_entry_attempts_ip", "store_id", "ip_hash", "at"),
+    )
+    v2.create_all(conn)
+
 
 # STEPS[n] turns a version n-1 database into version n.
-STEPS: dict[int, Callable[[Connection], None]] = {}
+def _add_delivery_tables(conn: Connection) -> None:
+    v3 = MetaData(naming_convention=metadata.naming_convention)
+    delivery_tables(v3)
+    v3.create_all(conn)
+
+
+def _add_order_tables(conn: Connection) -> None:
+    v4 = MetaData(naming_convention=metadata.naming_convention)
+    order_tables(v4)
+    v4.create_all(conn)
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {
+    2: _add_entry_attempts,
+    3: _add_delivery_tables,
+    4: _add_order_tables,
+}
 
 # Any fixed number: hubs starting at once on one PostgreSQL database take turns migrating.
 _PG_MIGRATION_LOCK = 0x5347_4855  # "SGHU"

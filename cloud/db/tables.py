@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -18,6 +19,9 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from cloud.db.delivery_tables import delivery_tables
+from cloud.db.order_tables import order_tables
 
 # Named constraints, so later migrations can refer to them on either database.
 metadata = MetaData(
@@ -99,3 +103,33 @@ rejections = Table(
     Column("body_bytes", BigInteger, nullable=False),
     Index("ix_rejections_store_at", "store_id", "at"),
 )
+
+# Answers given on the customer entry page (cloud/web/entry.py), one row per answer checked
+# (or refused for too many wrong ones); wrong answers are counted from here to pause a
+# guesser. The typed answer is never kept; visitor and address are keyed hashes.
+entry_attempts = Table(
+    "entry_attempts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("store_id", ID, nullable=False),
+    Column("door", ID, nullable=False),
+    Column("at", TIME, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    # granted | wrong_answer | rate_limited
+    Column("outcome", String(32), nullable=False),
+    Column("client_hash", String(64), nullable=False),
+    Column("ip_hash", String(64), nullable=False),
+    Column("pass_jti", String(64), nullable=True),
+    # Whether the door opened at once (None: no unlock was tried, the agent being offline).
+    Column("unlocked", Boolean, nullable=True),
+    Index("ix_entry_attempts_client", "store_id", "client_hash", "at"),
+    Index("ix_entry_attempts_ip", "store_id", "ip_hash", "at"),
+)
+
+# Order delivery to stores, store presence, pickups back (cloud/delivery.py, cloud/pickups.py).
+order_deliveries, store_status_log, pickup_jobs = delivery_tables(metadata)
+
+# Delivery-platform orders, their log, calls owed to platforms, refunds (cloud/orders).
+orders, order_log, platform_calls, refunds = order_tables(metadata)

@@ -103,7 +103,9 @@ def test_a_missing_key_says_how_to_make_one(tmp_path: Path) -> None:
     r = check(DEMO_HUB_CONFIG, SHOPGATE_RUN=str(tmp_path))
     assert r.returncode == 2
     [line] = r.stdout.splitlines()
-    assert line.startswith(f"{DEMO_HUB_CONFIG}:16: signing.key_file: ")
+    lines = DEMO_HUB_CONFIG.read_text().splitlines()
+    key_line = next(n for n, text in enumerate(lines, 1) if "key_file:" in text)
+    assert line.startswith(f"{DEMO_HUB_CONFIG}:{key_line}: signing.key_file: ")
     assert f"shopgate-hub keygen --out {tmp_path / 'keys'} --kid demo" in line
 
 

@@ -198,6 +198,8 @@ def start_hub(
             stderr=subprocess.STDOUT,
             env={
                 **os.environ,
+                # no broker unless the test gives one: never the machine's own on 1883
+                "SHOPGATE_MQTT_URL": "mqtt://127.0.0.1:9",
                 "SHOPGATE_RUN": str(run_dir),
                 "SHOPGATE_HUB_LISTEN": f"127.0.0.1:{port}",
                 "SHOPGATE_STORE_TOKEN": token,

@@ -183,3 +183,13 @@ async def test_enter_decides_a_remote_pass_as_at_the_door(running):
     assert (await call(agent, "enter", door="back", **{"pass": token}))["granted"] is True
     await eventually(lambda: pins.pin(RELAY).state == 1)
     assert (await call(agent, "enter", door="back", **{"pass": token}))["reason"] == "replayed"
+
+
+async def test_a_pickup_done_here_survives_a_late_update_from_the_hub(running):
+    agent, _, _ = running
+    order = {"id": "mt-77", "platform": "meituan", "pickup_code": "777777", "items": []}
+    await call(agent, "orders.upsert", orders=[order])
+    assert await scan_reason(agent, "777777") == "granted"
+    # the hub has not heard of the pickup yet and sends the order as pending again
+    await call(agent, "orders.upsert", orders=[{**order, "note": "加急"}])
+    assert await scan_reason(agent, "777777") == "already_picked_up"

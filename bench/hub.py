@@ -1,0 +1,312 @@
+"""Hub benchmark: platform order pushes, event ingest, and push-to-store latency.
+
+    .venv/bin/python bench/hub.py [--pushes 3000] [--concurrency 32] [--events 200000]
+                                  [--latency-orders 200] [--skip-pg] [--dir DIR]
+
+Prints one JSON object. The hub is the real `shopgate-hub run` process (started the way
+the tests start it, tests/support/hub.py), with a real mosquitto; the load comes from
+this process.
+- "push": signed Meituan new-order pushes (tests/support/platforms.py FakePlatform, the
+  platform's form encoding and signature), `--concurrency` at a time, against one hub
+  process on SQLite and on PostgreSQL: pushes accepted (HTTP 200) per second. The store
+  is marked offline on the broker, so each order is published once and not waited on.
+- "ingest": `--events` events in batches of 500 (gzip, as the agent sends them), 8
+  batches in flight, into the hub on PostgreSQL: events stored per second.
+- "latency": one order at a time, platform push -> hub -> broker -> an agent's RemoteOps
+  in this process, timed until the agent's journal committed the order (PendingOrders
+  through the real journal): p50 / p99 / max in milliseconds.
+Targets: push >= 1,000/s, ingest >= 30,000 events/s, latency p99 <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO)]
+
+import aiohttp  # noqa: E402
+import aiomqtt  # noqa: E402
+from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: E402
+
+from agent.clock import Clock  # noqa: E402
+from agent.journal import Journal  # noqa: E402
+from agent.mqtt import RemoteOps  # noqa: E402
+from agent.rules.passes import PassVerifier  # noqa: E402
+from agent.services.orders import PendingOrders  # noqa: E402
+from cloud.signing import write_keypair  # noqa: E402
+from tests.agent.mqtt.harness import make_config  # noqa: E402
+from tests.support.broker import BrokerHandle, start_broker  # noqa: E402
+from tests.support.hub import HubHandle, make_events, start_hub  # noqa: E402
+from tests.support.platforms import FakeOrder, FakePlatform  # noqa: E402
+from tests.support.postgres import postgres_database  # noqa: E402
+
+STORE = "demo-001"
+TOKEN = "bench-token-" + "x" * 24
+BATCH = 500
+
+
+def _edit(fake_url: str) -> Any:
+    def edit(raw: dict[str, Any]) -> None:
+        raw["stores"][0]["platforms"] = {"meituan": STORE}
+        raw["stores"][0]["auto_accept"] = False  # no platform calls back during the bench
+        raw["platforms"]["meituan"]["url"] = fake_url
+
+    return edit
+
+
+def hub_process(folder: Path, broker: BrokerHandle, fake_url: str, db_url: str | None) -> HubHandle:
+    """The hub, started and connected to the broker (blocking: run it in a thread)."""
+    keys = folder / "keys"
+    if not (keys / "hub-signing.pem").exists():
+        write_keypair(keys, "demo")
+    env = {"SHOPGATE_MQTT_URL": broker.url}
+    hub = start_hub(folder, edit=_edit(fake_url), env=env, token=TOKEN, db_url=db_url)
+    deadline = time.monotonic() + 10
+    while "mqtt: connected to" not in hub.log():
+        if time.monotonic() > deadline:
+            hub.stop()
+            raise RuntimeError("the hub did not connect to the broker")
+        time.sleep(0.02)
+    return hub
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# --- pushes --------------------------------------------------------------------------
+
+
+async def push_rate(hub_url: str, fake: FakePlatform, total: int, concurrency: int) -> dict:
+    counter = iter(range(total))
+    statuses: dict[int, int] = {}
+
+    async def pusher() -> None:
+        for n in counter:
+            order = FakeOrder(f"9{n:08d}", day_seq=n % 9999 + 1)
+            status, _ = await fake.push_order(hub_url, order)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    await push_warm_up(hub_url, fake)
+    start = time.perf_counter()
+    await asyncio.gather(*(pusher() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    ok = statuses.get(200, 0)
+    return {
+        "pushes": total,
+        "ok": ok,
+        "statuses": statuses,
+        "seconds": round(elapsed, 3),
+        "per_second": round(ok / elapsed),
+    }
+
+
+async def push_warm_up(hub_url: str, fake: FakePlatform) -> None:
+    for n in range(20):
+        await fake.push_order(hub_url, FakeOrder(f"8{n:08d}"))
+
+
+async def mark_offline(broker: BrokerHandle) -> None:
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        body = json.dumps({"online": False})
+        await client.publish(f"shopgate/{STORE}/status", body, qos=1, retain=True)
+
+
+async def run_pushes(
+    folder: Path, broker: BrokerHandle, args: argparse.Namespace, db_url: str | None
+) -> dict:
+    await mark_offline(broker)
+    async with FakePlatform("meituan") as fake:
+        hub = await asyncio.to_thread(hub_process, folder, broker, fake.url, db_url)
+        try:
+            return await push_rate(hub.url, fake, args.pushes, args.concurrency)
+        finally:
+            await asyncio.to_thread(hub.stop, timeout=30)
+
+
+# --- ingest --------------------------------------------------------------------------
+
+
+async def ingest_rate(hub_url: str, total: int, in_flight: int = 8) -> dict:
+    bodies = [
+        gzip.compress(json.dumps({"events": make_events(first, BATCH)}).encode(), 1)
+        for first in range(1, total + 1, BATCH)
+    ]
+    url = f"{hub_url}/api/v1/stores/{STORE}/events"
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "Content-Encoding": "gzip",
+        "Content-Type": "application/json",
+    }
+    accepted = 0
+    queue = iter(bodies)
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def sender() -> None:
+            nonlocal accepted
+            for body in queue:
+                async with session.post(url, data=body) as resp:
+                    answer = await resp.json()
+                    if resp.status != 200:
+                        raise RuntimeError(f"ingest refused: {resp.status} {answer}")
+                    accepted += answer["accepted"]
+
+        start = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(in_flight)))
+        elapsed = time.perf_counter() - start
+    return {
+        "events": total,
+        "accepted": accepted,
+        "batch": BATCH,
+        "in_flight": in_flight,
+        "seconds": round(elapsed, 3),
+        "per_second": round(accepted / elapsed),
+    }
+
+
+# --- latency -------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def agent_ops(folder: Path, broker: BrokerHandle) -> AsyncIterator[dict[str, float]]:
+    """A store's RemoteOps with the real journal; yields {order id: time journaled}."""
+    cfg = make_config(folder, broker.url)
+    clock = Clock()
+    (folder / "agent").mkdir(parents=True, exist_ok=True)
+    journal = await Journal.open(folder / "agent" / "journal.db", STORE, clock)
+    orders = PendingOrders(journal, {}, code_length=6)
+    pub = load_pem_public_key((folder / "keys" / "hub-signing.pub.pem").read_bytes())
+    verifier = PassVerifier({"demo": pub}, skew_seconds=60)  # type: ignore[dict-item]
+    journaled: dict[str, float] = {}
+
+    async def handle(cmd: str, cmd_args: dict[str, Any], claims: Any) -> dict[str, Any]:
+        if cmd == "orders.upsert":
+            ids = await orders.upsert(cmd_args["orders"])
+            now = time.perf_counter()
+            for oid in ids:
+                journaled.setdefault(oid, now)
+            return {"upserted": ids}
+        return {}
+
+    ops = RemoteOps(
+        cfg,
+        journal=journal,
+        verifier=verifier,
+        clock=clock,
+        handle=handle,
+        state=lambda: {},
+        status_extra={"store": STORE},
+    )
+    await ops.start()
+    try:
+        async with asyncio.timeout(10):
+            await ops.until_connected()
+        yield journaled
+    finally:
+        await ops.stop()
+        await journal.close()
+
+
+async def run_latency(folder: Path, broker: BrokerHandle, count: int) -> dict:
+    async with FakePlatform("meituan") as fake:
+        hub = await asyncio.to_thread(hub_process, folder, broker, fake.url, None)
+        try:
+            async with agent_ops(folder, broker) as journaled:
+                await asyncio.sleep(0.3)  # the hub sees the store online (retained status)
+                samples = []
+                for n in range(count):
+                    order_id = f"7{n:08d}"
+                    start = time.perf_counter()
+                    status, body = await fake.push_order(hub.url, FakeOrder(order_id))
+                    if status != 200:
+                        raise RuntimeError(f"push refused: {status} {body}")
+                    hub_id = f"meituan-{order_id}"
+                    async with asyncio.timeout(5):
+                        while hub_id not in journaled:  # noqa: ASYNC110
+                            await asyncio.sleep(0.0005)
+                    samples.append((journaled[hub_id] - start) * 1000)
+                    await asyncio.sleep(0.01)
+        finally:
+            await asyncio.to_thread(hub.stop, timeout=30)
+    return {
+        "orders": count,
+        "p50_ms": round(statistics.median(samples), 2),
+        "p99_ms": round(percentile(samples, 99), 2),
+        "max_ms": round(max(samples), 2),
+    }
+
+
+# --- main ----------------------------------------------------------------------------
+
+
+async def main(args: argparse.Namespace, folder: Path, pg: list[str]) -> dict[str, Any]:
+    """`pg`: two empty PostgreSQL databases, or none (PostgreSQL runs are skipped)."""
+    out: dict[str, Any] = {
+        "targets": {"push_per_second": 1000, "ingest_per_second": 30000, "latency_p99_ms": 100}
+    }
+    broker = start_broker(folder)
+    try:
+        out["push_sqlite"] = await run_pushes(folder / "push-sqlite", broker, args, None)
+        out["latency"] = await run_latency(folder / "latency", broker, args.latency_orders)
+        if not pg:
+            out["push_postgresql"] = out["ingest_postgresql"] = "skipped: no PostgreSQL"
+            return out
+        out["push_postgresql"] = await run_pushes(folder / "push-pg", broker, args, pg[0])
+        async with FakePlatform("meituan") as fake:
+            hub = await asyncio.to_thread(
+                hub_process, folder / "ingest-pg", broker, fake.url, pg[1]
+            )
+            try:
+                out["ingest_postgresql"] = await ingest_rate(hub.url, args.events)
+            finally:
+                await asyncio.to_thread(hub.stop, timeout=30)
+    finally:
+        broker.stop()
+    return out
+
+
+@contextlib.contextmanager
+def pg_databases(n: int, skip: bool) -> Iterator[list[str]]:
+    """n fresh PostgreSQL databases (dropped afterwards), or [] without a server."""
+    with contextlib.ExitStack() as stack:
+        urls: list[str] = []
+        if not skip:
+            try:
+                for _ in range(n):
+                    urls.append(stack.enter_context(postgres_database()))
+            except BaseException as e:  # pytest's Skipped: no usable server here
+                if not type(e).__name__ == "Skipped":
+                    raise
+                urls = []
+        yield urls
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pushes", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--latency-orders", type=int, default=200)
+    parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--dir", type=Path, default=None)
+    ns = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp,
+        pg_databases(2, ns.skip_pg) as databases,
+    ):
+        base = ns.dir or Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        print(json.dumps(asyncio.run(main(ns, base, databases)), indent=2))

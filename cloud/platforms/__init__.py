@@ -1,0 +1,1 @@
+"""Delivery platforms: one adapter per platform (registry.py lists them)."""
