@@ -30,7 +30,8 @@ from agent.journal import Journal
 from agent.journal.view import JournalView
 from agent.services.orders import PendingOrders
 from cloud.signing import load_private_key, mint_pass, write_keypair
-from demo.services import hub_events, start_broker, start_hub
+from demo.platform import StandInMeituan
+from demo.services import answer_entry_question, hub_events, hub_orders, start_broker, start_hub
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path(os.environ.get("SHOPGATE_RUN", REPO / ".run")).resolve()
@@ -133,6 +134,8 @@ def main() -> int:
     broker_log = open(RUN / "broker.log", "ab")
     broker, mqtt_port = start_broker(RUN, broker_log)
     env["SHOPGATE_MQTT_URL"] = f"mqtt://127.0.0.1:{mqtt_port}"
+    meituan = StandInMeituan()
+    env["SHOPGATE_MEITUAN_URL"] = meituan.url
     hub_log = open(RUN / "hub.log", "ab")
     hub, hub_url = start_hub(BIN, REPO / "hub.yaml", env, hub_log)
     env["SHOPGATE_HUB_URL"] = hub_url
@@ -284,6 +287,54 @@ def main() -> int:
             f"   the hub holds {len(at_hub)} events: "
             + ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
         )
+        say("9. A Meituan order arrives (pushed and signed as Meituan does):")
+        mt_id = str(int(time.time() * 1000))
+        meituan.push_order(
+            hub_url,
+            mt_id,
+            day_seq=27,
+            items=[
+                {
+                    "sku": "cola",
+                    "barcode": "6901028075022",
+                    "name": "可口可乐 500ml",
+                    "qty": 1,
+                    "price": 3.5,
+                },
+                {
+                    "sku": "gum",
+                    "barcode": "6923450657713",
+                    "name": "绿箭口香糖",
+                    "qty": 2,
+                    "price": 2.0,
+                },
+            ],
+        )
+        order_id = f"meituan-{mt_id}"
+        wait_for(
+            lambda: journal.order_status(order_id) == "pending", "the order to reach the store"
+        )
+        code = hub_orders(hub_url, STORE, token)[order_id]["pickup_code"]
+        say(f"   the hub took it, gave it pickup code {code} and sent it to the store over MQTT")
+        ev = step(f"   the courier types {code} at the door", code)
+        for item in ev["data"].get("items", []):
+            say(f"   take {item['qty']} x {item['name']} from shelf {item.get('shelf') or '-'}")
+        walk_through("The courier")
+        wait_for(
+            lambda: "/api/v1/order/preparationMealComplete" in meituan.calls,
+            "Meituan to hear of it",
+        )
+        say("   Meituan heard: picking done (signed call back from the hub)")
+
+        say("10. A customer scans the door poster and answers the store's question:")
+        say(f"   {hub_url}/s/{STORE}/front  (try it in a browser: the answers are 8 and 绿色)")
+        before = sim.unlocks()
+        page = answer_entry_question(f"{hub_url}/s/{STORE}/front", {"门牌号": "8", "颜色": "绿色"})
+        if "门已打开" in page:
+            wait_for(lambda: sim.unlocks() > before, "the door")
+            say(f"   right answer -> 门已打开: the door OPENED (open frames: {sim.unlocks()})")
+        else:
+            say("   right answer -> the page shows an entry pass QR to scan at the door")
         say(f"\nlogs: {RUN}/agent.log, {RUN}/sim.log, {RUN}/hub.log; journal: {journal.path}")
         return 0
     finally:
@@ -296,6 +347,7 @@ def main() -> int:
         for proc in (sim.proc, broker):
             proc.send_signal(signal.SIGTERM)
             proc.wait(6)
+        meituan.close()
 
 
 if __name__ == "__main__":

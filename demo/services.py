@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,32 @@ def hub_events(url: str, store: str, token: str) -> list[dict[str, Any]]:
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
         return json.loads(resp.read())["events"]
+
+
+def hub_orders(url: str, store: str, token: str) -> dict[str, dict[str, Any]]:
+    req = urllib.request.Request(
+        f"{url}/api/v1/stores/{store}/orders?status=pending",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return {o["id"]: o for o in json.loads(resp.read())["orders"]}
+
+
+def answer_entry_question(url: str, answers: dict[str, str]) -> str:
+    """What a phone does on the entry page: load it (keeping its cookie), answer the
+    question shown (picked by a word in it), submit; returns the resulting page."""
+    import html
+    import http.cookiejar
+    import re
+
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(url, timeout=10) as resp:
+        page = resp.read().decode()
+    token = html.unescape(re.search(r'name="t" value="([^"]*)"', page)[1])
+    question = html.unescape(re.search(r'class="question"[^>]*>([^<]*)<', page)[1])
+    answer = next((a for word, a in answers.items() if word in question), "")
+    data = urllib.parse.urlencode({"t": token, "answer": answer}).encode()
+    with opener.open(urllib.request.Request(url, data=data, method="POST"), timeout=20) as resp:
+        return resp.read().decode()
