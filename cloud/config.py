@@ -9,28 +9,24 @@ Tokens and secrets are never echoed back in a problem.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
-from agent.config.errors import ConfigError, Problem
-from agent.config.messages import explain
-from agent.config.yamltree import Loc, Tree, build
+from agent.config.loader import check_config_main as agent_check_config_main
+from agent.config.loader import load_model
+from agent.config.schema import ConfigPath
+from agent.config.yamltree import Loc
 from cloud import signing
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -42,14 +38,6 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d{1,5})$")
 
 
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    if base is not None and not value.is_absolute():
-        value = Path(base) / value
-    return Path(value)
-
-
-ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 # `url: ${SHOPGATE_X_URL:-}` expands to nothing, which YAML reads as null: that is "".
 OptionalText = Annotated[str, BeforeValidator(lambda v: "" if v is None else v)]
 
@@ -296,82 +284,19 @@ class HubConfig(Strict):
 
 
 def load_hub_config(path: Path, environ: Mapping[str, str] | None = None) -> HubConfig:
-    """The validated hub config in `path`, or ConfigError listing every problem found."""
-    path = Path(path)
-    env = os.environ if environ is None else environ
-    tree = _read_tree(path, env)
-    problems = [_problem(path, tree, p.loc, p.message, p.line) for p in tree.problems]
-    cfg: HubConfig | None = None
-    try:
-        cfg = HubConfig.model_validate(tree.data, context={"base_dir": path.absolute().parent})
-    except ValidationError as e:
-        for m in explain(e.errors(), tree.data, HubConfig):
-            if not tree.is_followup(m.loc):
-                problems.append(_problem(path, tree, m.loc, m.text))
-    if cfg is not None:
-        for loc, message in [
-            *_reference_problems(cfg),
-            *_key_problems(cfg),
-            *_shop_problems(cfg),
-        ]:
-            if not tree.is_followup(loc):
-                problems.append(_problem(path, tree, loc, message))
-    if problems:
-        raise ConfigError(problems)
-    assert cfg is not None
-    return cfg
+    """The validated hub config in `path`, or ConfigError listing every problem found
+    (the agent's loader: line numbers, `${VAR}` expansion, relative paths)."""
+    return load_model(
+        path,
+        HubConfig,
+        lambda cfg: [*_reference_problems(cfg), *_key_problems(cfg), *_shop_problems(cfg)],
+        environ,
+    )
 
 
 def check_config_main(path: Path) -> int:
     """`shopgate-hub check-config`: print `ok` (0) or one line per problem (2)."""
-    try:
-        load_hub_config(path)
-    except ConfigError as e:
-        for p in e.problems:
-            print(p, flush=True)
-        return 2
-    print("ok", flush=True)
-    return 0
-
-
-def _read_tree(path: Path, env: Mapping[str, str]) -> Tree:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError([Problem(path, 0, "-", f"cannot read: {e.strerror or e}")]) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        message = f"not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
-        raise ConfigError([Problem(path, line, "-", message)]) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is None:
-            raise ConfigError([Problem(path, 1, "-", "the file holds no settings")])
-        if not isinstance(root, yaml.MappingNode):
-            message = "the top level must be a mapping of settings (http:, storage:, ...)"
-            raise ConfigError([Problem(path, root.start_mark.line + 1, "-", message)])
-        return build(root, env)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise ConfigError([Problem(path, line, "-", f"invalid YAML: {e.problem}")]) from None
-    except yaml.YAMLError as e:
-        raise ConfigError([Problem(path, 1, "-", f"invalid YAML: {e}")]) from None
-    except RecursionError:
-        raise ConfigError([Problem(path, 1, "-", "invalid YAML: nested too deeply")]) from None
-
-
-def _problem(path: Path, tree: Tree, loc: Loc, message: str, line: int | None = None) -> Problem:
-    key = ".".join(_key_part(part) for part in loc) or "-"
-    one_line = re.sub(r"\s*\n\s*", " ", message).strip()
-    return Problem(path, tree.line_for(loc) if line is None else line, key, one_line)
-
-
-def _key_part(part: object) -> str:
-    text = str(part)
-    return text if _PLAIN_KEY.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+    return agent_check_config_main(path, load_hub_config)
 
 
 def _reference_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
