@@ -49,8 +49,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.config.schema import parse_mqtt_url
-from agent.mqtt.client import reconnect_delay
 from agent.mqtt.session import NODELAY
+from agent.mqtt.supervise import describe, supervise
 from cloud.config import HubConfig
 from cloud.signing import ISSUER, load_private_key, sign_command
 
@@ -60,7 +60,6 @@ SHARE_GROUP = "shopgate-hub"
 PRESENCE, STATUS, REPLY = 1, 2, 3  # MQTT 5 subscription identifiers
 KEEPALIVE_S = 15
 CONNECT_TIMEOUT_S = 5.0
-STABLE_AFTER_S = 5.0
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 30.0
 WATCH_EVERY_S = 1.0
@@ -81,13 +80,6 @@ class _ConnectionLost(Exception):
 def default_instance_id() -> str:
     host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
     return f"{host[:40] or 'hub'}-{os.getpid()}"
-
-
-def _reason(e: BaseException) -> str:
-    text = str(e) or type(e).__name__
-    if text.endswith("[code:128] Unspecified error"):
-        text += " (the connection was closed)"
-    return text
 
 
 class HubBus:
@@ -224,7 +216,7 @@ class HubBus:
             try:
                 await client.publish(self.cmd_topic(store), token, qos=1, properties=props)
             except aiomqtt.MqttError as e:
-                raise BusUnavailable(f"command {cmd} to {store} not sent: {_reason(e)}") from e
+                raise BusUnavailable(f"command {cmd} to {store} not sent: {describe(e)}") from e
             if future is None:
                 return None
             try:
@@ -249,26 +241,10 @@ class HubBus:
     # --- the connection --------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                up_for, reason = await self._connection()
-            except Exception as e:  # a bug of ours must not end the supervision
-                log.error("mqtt: unexpected failure", exc_info=e)
-                up_for, reason = None, _reason(e)
-            if reason is None or self._stopping.is_set():
-                return
-            if up_for is not None and up_for >= STABLE_AFTER_S:
-                failures = 0
-            delay = reconnect_delay(failures, *self._reconnect)
-            failures += 1
-            lost = "lost the broker" if up_for is not None else "cannot connect to the broker"
-            log.warning(
-                "mqtt: %s %s:%d: %s; retrying in %.2f s", lost, self.host, self.port, reason, delay
-            )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._stopping.wait()
+        where = f"{self.host}:{self.port}"
+        await supervise(
+            self._connection, stopping=self._stopping, delays=self._reconnect, where=where
+        )
 
     def _open_client(self) -> aiomqtt.Client:
         return aiomqtt.Client(
@@ -295,12 +271,12 @@ class HubBus:
                 try:
                     await self._serve(client)
                 except Exception as e:
-                    reason = _reason(e)
+                    reason = describe(e)
                     _shut_down(client)
                     raise
             return time.monotonic() - up_since, None
         except (aiomqtt.MqttError, _ConnectionLost, OSError) as e:
-            reason = reason or _reason(e)
+            reason = reason or describe(e)
         finally:
             self._client = None
             self._connected.clear()

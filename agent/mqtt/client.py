@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from agent.journal import Journal
 from agent.mqtt import session
 from agent.mqtt.commands import CommandHandler, CommandRunner, Outcome, ping
 from agent.mqtt.discovery import discovery_configs
+from agent.mqtt.supervise import describe, supervise
 from agent.mqtt.topics import Topics
 from agent.rules.passes import PassVerifier
 
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 STATE_DEBOUNCE_S = 0.005
 WATCH_EVERY_S = 1.0
-STABLE_AFTER_S = 5.0  # a connection that lasted this long resets the backoff
 REPLY_WAIT_S = 10.0  # how long a reply waits for a connection before it is dropped
 DRAIN_S = 1.0  # at stop, time for queued commands to finish
 STOP_S = 2.0  # all of stop(): SIGTERM must end the agent within 5 s
@@ -61,27 +60,8 @@ class ConnectionLost(Exception):
     """The supervisor's own finding that a connection no longer works."""
 
 
-def reconnect_delay(
-    failures: int, lo: float, hi: float, rand: Callable[[], float] = random.random
-) -> float:
-    """Capped exponential backoff with "equal jitter": between half and all of
-    min(hi, lo * 2**failures), so stores cut off together don't reconnect in lockstep."""
-    base = min(hi, lo * 2 ** min(failures, 32))
-    return base / 2 + rand() * base / 2
-
-
 def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _reason(e: BaseException) -> str:
-    text = str(e) or type(e).__name__
-    cause = e.__cause__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text = f"{text}: {cause}"
-    if text.endswith("[code:128] Unspecified error"):
-        text += " (the connection was closed)"  # what paho reports for a lost socket
-    return text
 
 
 class RemoteOps:
@@ -183,26 +163,8 @@ class RemoteOps:
     # --- the connection ----------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                up_for, reason = await self._connection()
-            except Exception as e:  # a bug of ours must not end the supervision
-                log.error("mqtt: unexpected failure", exc_info=e)
-                up_for, reason = None, _reason(e)
-            if reason is None or self._stopping.is_set():
-                return
-            if up_for is not None and up_for >= STABLE_AFTER_S:
-                failures = 0
-            delay = reconnect_delay(
-                failures, self.mqtt.reconnect_min_seconds, self.mqtt.reconnect_max_seconds
-            )
-            failures += 1
-            lost = "lost the broker" if up_for is not None else "cannot connect to the broker"
-            log.warning("mqtt: %s %s: %s; retrying in %.2f s", lost, self._where, reason, delay)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._stopping.wait()
+        delays = (self.mqtt.reconnect_min_seconds, self.mqtt.reconnect_max_seconds)
+        await supervise(self._connection, stopping=self._stopping, delays=delays, where=self._where)
 
     async def _connection(self) -> tuple[float | None, str | None]:
         """One connection, from connecting to its end: (seconds it was up, or None if it
@@ -219,7 +181,7 @@ class RemoteOps:
                 try:
                     await self._serve(client)
                 except Exception as e:
-                    reason = _reason(e)
+                    reason = describe(e)
                     self._shut_down(client)
                     raise
             return time.monotonic() - up_since, None
@@ -228,9 +190,9 @@ class RemoteOps:
                 log.warning("mqtt: %s refused MQTT 5; falling back to MQTT 3.1.1", self._where)
                 self._protocol = aiomqtt.ProtocolVersion.V311
                 return None, "MQTT 5 refused"
-            reason = reason or _reason(e)
+            reason = reason or describe(e)
         except (ConnectionLost, OSError) as e:
-            reason = reason or _reason(e)
+            reason = reason or describe(e)
         finally:
             self._client = None
             self._connected.clear()
@@ -357,7 +319,7 @@ class RemoteOps:
                     await client.publish(topic, body, qos=1, properties=props)
                     return
                 except aiomqtt.MqttError as e:
-                    failure = _reason(e)
+                    failure = describe(e)
             else:
                 failure = "not connected"
             left = deadline - time.monotonic()
@@ -398,7 +360,7 @@ class RemoteOps:
                 await client.publish(self.topics.state, payload, qos=1, retain=True)
             except aiomqtt.MqttError as e:
                 # The next connection publishes it again in any case.
-                log.warning("mqtt: state not published: %s", _reason(e))
+                log.warning("mqtt: state not published: %s", describe(e))
                 return
             self._state_sent = payload
 
