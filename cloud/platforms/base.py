@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -379,3 +379,47 @@ def object_at(items: Sequence[Any], index: int, where: str) -> Mapping[str, Any]
     if not isinstance(item, Mapping):
         raise PlatformBadRequest(f"{where}[{index}] must be an object")
     return item
+
+
+MAX_ITEMS = 500  # lines in one order; more is a malformed push, not a shopping trip
+
+
+def int_price(item: Mapping[str, Any], key: str, where: str) -> int:
+    """A price already in fen (Eleme, JD Daojia, Douyin)."""
+    return int_field(item, key, where, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFields:
+    """Where one platform keeps an order line's fields."""
+
+    name: str
+    qty: str
+    price: str
+    sku: tuple[str, ...]  # the first one present wins (the merchant's own SKU first)
+    barcode: str
+    read_price: Callable[[Mapping[str, Any], str, str], int] = int_price
+
+
+def read_items(lines: Any, list_name: str, fields: ItemFields) -> tuple[OrderItem, ...]:
+    """An order's lines, read with the platform's field names; 400 with the line and
+    field for anything malformed."""
+    if not isinstance(lines, list) or not lines:
+        raise PlatformBadRequest(f"{list_name} must be a non-empty list of items")
+    if len(lines) > MAX_ITEMS:
+        raise PlatformBadRequest(f"{list_name} has more than {MAX_ITEMS} items")
+    items = []
+    for i in range(len(lines)):
+        where = f"{list_name}[{i}]."
+        line = object_at(lines, i, list_name)
+        items.append(
+            OrderItem(
+                name=text_field(line, fields.name, where),
+                qty=int_field(line, fields.qty, where, minimum=1, maximum=100000),
+                price=fields.read_price(line, fields.price, where),
+                sku=next((s for k in fields.sku if (s := text_field(line, k, where))), ""),
+                barcode=text_field(line, fields.barcode, where),
+                shelf=text_field(line, "shelf", where),
+            )
+        )
+    return tuple(items)

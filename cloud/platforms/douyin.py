@@ -30,8 +30,8 @@ import aiohttp
 from aiohttp import web
 
 from cloud.platforms.base import (
+    ItemFields,
     NormalizedOrder,
-    OrderItem,
     OrderRef,
     PlatformAdapter,
     PlatformAuthError,
@@ -45,8 +45,8 @@ from cloud.platforms.base import (
     int_field,
     json_object,
     json_value,
-    list_field,
     object_at,
+    read_items,
     text_field,
     utf8,
 )
@@ -60,7 +60,14 @@ TAG_REFUNDED = "206"
 STATUS_CANCELLED = "4"
 SUCCESS = 10000
 MAX_MESSAGES = 100
-MAX_ITEMS = 500
+# `code` is the merchant's code (商家编码), which shops fill with the barcode.
+ITEM_FIELDS = ItemFields(
+    name="product_name",
+    qty="item_num",
+    price="goods_price",
+    sku=("out_sku_id", "sku_id"),
+    barcode="code",
+)
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -148,33 +155,14 @@ def _message(message: Mapping[str, Any], index: int) -> PlatformPush:
 
 def normalize(detail: Mapping[str, Any]) -> NormalizedOrder:
     """order.orderDetail's `shop_order_detail`."""
-    lines = list_field(detail, "sku_order_list")
-    if not lines:
-        raise PlatformBadRequest("sku_order_list is empty")
-    if len(lines) > MAX_ITEMS:
-        raise PlatformBadRequest(f"sku_order_list has more than {MAX_ITEMS} items")
-    items = []
-    for i in range(len(lines)):
-        where = f"sku_order_list[{i}]."
-        line = object_at(lines, i, "sku_order_list")
-        items.append(
-            OrderItem(
-                name=text_field(line, "product_name", where),
-                qty=int_field(line, "item_num", where, minimum=1, maximum=100000),
-                price=int_field(line, "goods_price", where, default=0),
-                sku=text_field(line, "out_sku_id", where) or text_field(line, "sku_id", where),
-                # The merchant's code (商家编码), which shops fill with the barcode.
-                barcode=text_field(line, "code", where),
-                shelf=text_field(line, "shelf", where),
-            )
-        )
+    items = read_items(detail.get("sku_order_list"), "sku_order_list", ITEM_FIELDS)
     status = text_field(detail, "order_status")
     return NormalizedOrder(
         platform=NAME,
         platform_order_id=id_field(detail, "order_id"),
         shop_id=id_field(detail, "shop_id"),
         day_seq=0,  # the order detail has no daily number
-        items=tuple(items),
+        items=items,
         note=text_field(detail, "buyer_words"),
         total=int_field(detail, "pay_amount", default=0),
         fees=int_field(detail, "post_amount", default=0),

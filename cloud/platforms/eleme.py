@@ -27,8 +27,8 @@ import aiohttp
 from aiohttp import web
 
 from cloud.platforms.base import (
+    ItemFields,
     NormalizedOrder,
-    OrderItem,
     OrderRef,
     PlatformAdapter,
     PlatformAuthError,
@@ -43,7 +43,7 @@ from cloud.platforms.base import (
     int_field,
     json_object,
     list_field,
-    object_at,
+    read_items,
     text_field,
 )
 
@@ -52,7 +52,13 @@ VERSION = "3"
 SIGNED = ("cmd", "timestamp", "ticket", "version", "source", "encrypt", "body")
 STATUS_CANCELLED = "10"
 STATUS_REFUNDED = "15"
-MAX_ITEMS = 500
+ITEM_FIELDS = ItemFields(
+    name="product_name",
+    qty="product_amount",
+    price="product_price",
+    sku=("custom_sku_id", "sku_id"),
+    barcode="upc",
+)
 
 
 def sign(params: Mapping[str, str], secret: str) -> str:
@@ -155,31 +161,14 @@ def normalize(data: Mapping[str, Any]) -> NormalizedOrder:
     lines: list[Any] = []
     for bag in bags:
         lines.extend(bag if isinstance(bag, list) else [bag])
-    if not lines:
-        raise PlatformBadRequest("products is empty")
-    if len(lines) > MAX_ITEMS:
-        raise PlatformBadRequest(f"products has more than {MAX_ITEMS} items")
-    items = []
-    for i in range(len(lines)):
-        where = f"products[{i}]."
-        line = object_at(lines, i, "products")
-        items.append(
-            OrderItem(
-                name=text_field(line, "product_name", where),
-                qty=int_field(line, "product_amount", where, minimum=1, maximum=100000),
-                price=int_field(line, "product_price", where, default=0),
-                sku=text_field(line, "custom_sku_id", where) or text_field(line, "sku_id", where),
-                barcode=text_field(line, "upc", where),
-                shelf=text_field(line, "shelf", where),
-            )
-        )
+    items = read_items(lines, "products", ITEM_FIELDS)
     status = text_field(order, "status", "order.")
     return NormalizedOrder(
         platform=NAME,
         platform_order_id=id_field(order, "order_id", "order."),
         shop_id=id_field(shop, "id", "shop."),
         day_seq=int_field(order, "order_index", "order.", default=0, maximum=10**9),
-        items=tuple(items),
+        items=items,
         note=text_field(order, "remark", "order."),
         total=int_field(order, "user_fee", "order.", default=0),
         fees=int_field(order, "send_fee", "order.", default=0)

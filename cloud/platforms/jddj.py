@@ -23,8 +23,8 @@ import aiohttp
 from aiohttp import web
 
 from cloud.platforms.base import (
+    ItemFields,
     NormalizedOrder,
-    OrderItem,
     OrderRef,
     PlatformAdapter,
     PlatformAuthError,
@@ -39,8 +39,7 @@ from cloud.platforms.base import (
     int_field,
     json_object,
     json_value,
-    list_field,
-    object_at,
+    read_items,
     text_field,
 )
 
@@ -48,7 +47,9 @@ NAME = "jddj"
 NEW_STATUSES = frozenset({"32000", "41000"})
 CANCELLED_STATUSES = frozenset({"20020", "20040"})
 OPERATOR = "shopgate"
-MAX_ITEMS = 500
+ITEM_FIELDS = ItemFields(
+    name="skuName", qty="skuCount", price="skuJdPrice", sku=("skuIdIsv", "skuId"), barcode="upcCode"
+)
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -96,32 +97,14 @@ class JddjAdapter(PlatformAdapter):
 
 def normalize(order: Mapping[str, Any]) -> NormalizedOrder:
     """One order of `/djapi/order/es/query`'s resultList."""
-    products = list_field(order, "product")
-    if not products:
-        raise PlatformBadRequest("product is empty")
-    if len(products) > MAX_ITEMS:
-        raise PlatformBadRequest(f"product has more than {MAX_ITEMS} items")
-    items = []
-    for i in range(len(products)):
-        where = f"product[{i}]."
-        p = object_at(products, i, "product")
-        items.append(
-            OrderItem(
-                name=text_field(p, "skuName", where),
-                qty=int_field(p, "skuCount", where, minimum=1, maximum=100000),
-                price=int_field(p, "skuJdPrice", where, default=0),
-                sku=text_field(p, "skuIdIsv", where) or text_field(p, "skuId", where),
-                barcode=text_field(p, "upcCode", where),
-                shelf=text_field(p, "shelf", where),
-            )
-        )
+    items = read_items(order.get("product"), "product", ITEM_FIELDS)
     status = text_field(order, "orderStatus")
     return NormalizedOrder(
         platform=NAME,
         platform_order_id=id_field(order, "orderId"),
         shop_id=id_field(order, "produceStationNo"),
         day_seq=int_field(order, "orderNum", default=0, maximum=10**9),
-        items=tuple(items),
+        items=items,
         note=text_field(order, "orderBuyerRemark"),
         total=int_field(order, "orderBuyerPayableMoney", default=0),
         fees=int_field(order, "orderFreightMoney", default=0)

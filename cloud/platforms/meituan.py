@@ -32,8 +32,8 @@ import aiohttp
 from aiohttp import web
 
 from cloud.platforms.base import (
+    ItemFields,
     NormalizedOrder,
-    OrderItem,
     OrderRef,
     PlatformAdapter,
     PlatformAuthError,
@@ -48,13 +48,12 @@ from cloud.platforms.base import (
     int_field,
     json_object,
     json_value,
-    object_at,
+    read_items,
     text_field,
 )
 
 NAME = "meituan"
 STATUS_CANCELLED = "9"
-MAX_ITEMS = 500
 
 
 def sign(url: str, params: Mapping[str, str], secret: str) -> str:
@@ -76,6 +75,16 @@ def yuan_to_fen(value: Any, what: str) -> int:
     if not amount.is_finite() or amount != amount.to_integral_value() or abs(amount) > 10**12:
         raise PlatformBadRequest(f"{what} must be an amount in yuan, got {value!r:.40}")
     return int(amount)
+
+
+ITEM_FIELDS = ItemFields(
+    name="food_name",
+    qty="quantity",
+    price="price",
+    sku=("app_food_code", "sku_id"),
+    barcode="upc",
+    read_price=lambda item, key, where: yuan_to_fen(item.get(key), f"{where}{key}"),
+)
 
 
 class MeituanAdapter(PlatformAdapter):
@@ -127,25 +136,7 @@ def _order(params: Mapping[str, str]) -> NormalizedOrder:
     except PlatformBadRequest:
         # Meituan URL-encodes the JSON once more inside the form.
         detail = json_value(unquote(raw_detail), "detail")
-    if not isinstance(detail, list) or not detail:
-        raise PlatformBadRequest("detail must be a non-empty JSON list of items")
-    if len(detail) > MAX_ITEMS:
-        raise PlatformBadRequest(f"detail has more than {MAX_ITEMS} items")
-    items = []
-    for i in range(len(detail)):
-        where = f"detail[{i}]."
-        item = object_at(detail, i, "detail")
-        sku = text_field(item, "app_food_code", where) or text_field(item, "sku_id", where)
-        items.append(
-            OrderItem(
-                name=text_field(item, "food_name", where),
-                qty=int_field(item, "quantity", where, minimum=1, maximum=100000),
-                price=yuan_to_fen(item.get("price"), f"{where}price"),
-                sku=sku,
-                barcode=text_field(item, "upc", where),
-                shelf=text_field(item, "shelf", where),
-            )
-        )
+    items = read_items(detail, "detail", ITEM_FIELDS)
     commission = 0
     if params.get("poi_receive_detail"):
         receive = json_object(params["poi_receive_detail"], "poi_receive_detail")
@@ -156,7 +147,7 @@ def _order(params: Mapping[str, str]) -> NormalizedOrder:
         platform_order_id=id_field(params, "order_id"),
         shop_id=id_field(params, "app_poi_code"),
         day_seq=int_field(params, "day_seq", default=0, maximum=10**9),
-        items=tuple(items),
+        items=items,
         note=text_field(params, "caution"),
         total=yuan_to_fen(params.get("total"), "total"),
         fees=yuan_to_fen(params.get("shipping_fee"), "shipping_fee"),
