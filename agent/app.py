@@ -45,8 +45,11 @@ from agent.rules.decide import AccessState
 from agent.rules.passes import PassVerifier
 from agent.runtime.systemd import Notifier, run_watchdog
 from agent.services.access import AccessService
+from agent.services.base import StoreContext, StoreService
 from agent.services.door import Door
 from agent.services.orders import PendingOrders
+from agent.services.registry import build_services
+from agent.services.stock import LocalStock
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,8 @@ class Store:
     doors: dict[str, Door]
     access: AccessService
     orders: PendingOrders
+    stock: LocalStock | None = None
+    services: list[StoreService] = field(default_factory=list)  # printing, lockers, vending...
     scanners: dict[str, str] = field(default_factory=dict)  # device -> door
     keypads: dict[str, str] = field(default_factory=dict)  # device -> door
     contacts: dict[tuple[str, str], str] = field(default_factory=dict)  # (device, input) -> door
@@ -282,6 +287,24 @@ class Agent:
         store.access = AccessService(
             cfg, self.journal, self.clock, self.verifier, orders, doors, state
         )
+        store.stock = LocalStock(self.journal, settings)
+        ctx = StoreContext(
+            cfg=cfg,
+            journal=self.journal,
+            clock=self.clock,
+            devices=devices,
+            orders=orders,
+            catalog=self.catalog,
+            stock=store.stock,
+            state_changed=self.state_changed,
+            spawn=self._spawn,
+            hub_online=lambda: self.remote is not None and self.remote.connected,
+        )
+        store.services = build_services(ctx)
+        for service in store.services:
+            orders.listeners.append(
+                lambda new, s=service: self._spawn(s.on_orders(new), inflight=True)
+            )
         return store
 
     async def _start_relay(self, cfg: AgentConfig) -> None:
@@ -340,12 +363,19 @@ class Agent:
                 await door.start()
             except Exception as e:
                 log.error("door %s could not be locked at start: %s", door.id, e)
+        for service in store.services:
+            await service.start()
 
     async def _stop_store(self, store: Store) -> None:
         log.info(
             "access latency (scan read -> lock command written)",
             extra={"access_latency": store.access.latency_summary()},
         )
+        for service in store.services:
+            try:
+                await service.stop()
+            except Exception as e:
+                log.error("%s did not stop cleanly: %s", service.name, e)
         for door in store.doors.values():
             await door.drain()
         for door in store.doors.values():
@@ -406,6 +436,10 @@ class Agent:
             "business": "open" if access.business_open else "closed",
             "outbox_depth": 0,
         }
+        for service in store.services if store else ():
+            part = service.state()
+            if part:
+                out[service.name] = part
         if self.relay is not None:
             stats = self.relay.stats()
             out["outbox_depth"] = stats.get("undelivered", 0)
@@ -437,6 +471,11 @@ class Agent:
         store = self.store
         if store is None or self._stopping.is_set():
             return
+        # Every service hears a device come and go; anything else belongs to one taker.
+        presence = isinstance(ev, DeviceOnline | DeviceOffline)
+        for service in store.services:
+            if service.on_device_event(ev) and not presence:
+                return
         match ev:
             case ScanRead(device, line, read_ns):
                 if device in store.scanners:

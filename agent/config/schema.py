@@ -356,9 +356,46 @@ class GpioDevice(Strict):
     )
 
 
-Device = Annotated[
-    LockBusDevice | ScannerDevice | KeypadDevice | GpioDevice, Field(discriminator="kind")
-]
+class PrinterDevice(Strict):
+    kind: Literal["printer"] = Field(description="An ESC/POS receipt or label printer.")
+    id: str = Field(
+        description="Device id, unique in the store; doors and other settings name devices by it."
+    )
+
+
+class VendingDevice(Strict):
+    kind: Literal["vending"] = Field(
+        description="A vending machine controller (VMC) on an RS232 line; the VMC is master."
+    )
+    id: str = Field(
+        description="Device id, unique in the store; doors and other settings name devices by it."
+    )
+    port: ConfigPath = Field(description="Serial port of the VMC link.")
+    baudrate: int = Field(57600, description="Serial speed (baud).")
+
+
+class HidScannerDevice(Strict):
+    kind: Literal["hid_scanner"] = Field(
+        description="A USB HID (keyboard-wedge) scanner read through evdev."
+    )
+    id: str = Field(
+        description="Device id, unique in the store; doors and other settings name devices by it."
+    )
+    path: ConfigPath = Field(
+        description="Its input device, best a stable /dev/input/by-id/... link."
+    )
+
+
+DeviceConfig = (
+    LockBusDevice
+    | ScannerDevice
+    | KeypadDevice
+    | GpioDevice
+    | PrinterDevice
+    | VendingDevice
+    | HidScannerDevice
+)
+Device = Annotated[DeviceConfig, Field(discriminator="kind")]
 
 
 # --- doors -----------------------------------------------------------------------
@@ -481,6 +518,25 @@ class DoorConfig(Strict):
     )
 
 
+# --- store services (agent/services/) ---------------------------------------------
+
+
+class PrintingConfig(Strict):
+    """Which printer prints what (agent/services/printing.py)."""
+
+
+class LockerConfig(Strict):
+    """A locker cabinet or hotel box: compartments on a lock bus (agent/services/lockers.py)."""
+
+    id: str = Field(description="Locker id, as `locker.open` and orders name it.")
+
+
+class CheckoutConfig(Strict):
+    """A self-checkout point: a scanner building a cart (agent/services/checkout.py)."""
+
+    id: str = Field(description="Checkout id.")
+
+
 class AgentConfig(Strict):
     store: StoreConfig = Field(description="Who this store is.")
     storage: StorageConfig = Field(description="Where the agent keeps its data.")
@@ -495,8 +551,17 @@ class AgentConfig(Strict):
         default_factory=list, description="The hardware attached to this agent."
     )
     doors: list[DoorConfig] = Field(min_length=1, description="The store's doors.")
+    printing: PrintingConfig | None = Field(
+        None, description="Receipt and label printing; none: nothing is printed."
+    )
+    lockers: list[LockerConfig] = Field(
+        default_factory=list, description="Locker cabinets and hotel boxes."
+    )
+    checkout: list[CheckoutConfig] = Field(
+        default_factory=list, description="Self-checkout points."
+    )
 
-    def device(self, device_id: str) -> LockBusDevice | ScannerDevice | KeypadDevice | GpioDevice:
+    def device(self, device_id: str) -> DeviceConfig:
         for d in self.devices:
             if d.id == device_id:
                 return d

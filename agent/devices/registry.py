@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from agent.config.schema import GpioDevice, KeypadDevice, LockBusDevice, ScannerDevice
+from agent.config.schema import DeviceConfig
 from agent.devices.base import Device, DeviceError, EventSink
-
-DeviceConfig = LockBusDevice | ScannerDevice | KeypadDevice | GpioDevice
 
 DRIVERS: dict[str, str] = {
     "lockbus": "agent.devices.lockbus:LockBus",

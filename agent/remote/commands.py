@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from agent.devices.base import DeviceError
 from agent.journal import JournalError, PutProduct, PutSetting
+from agent.remote.args import Handler
+from agent.remote.args import arg as _arg
 from agent.remote.errors import BAD_ARGS, FAILED, UNKNOWN_COMMAND, UNSUPPORTED, CommandError
 from agent.rules.passes import Claims
 from agent.rules.scan import gtin_check_digit_ok
@@ -29,26 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any], Claims], Awaitable[dict[str, Any]]]
 MAX_UNLOCK_S = 300
-
-
-def _arg(
-    args: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True
-) -> Any:
-    if name not in args:
-        if required:
-            raise CommandError(BAD_ARGS, f"missing argument {name!r}")
-        return None
-    value = args[name]
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise CommandError(BAD_ARGS, f"argument {name!r} must be a number")
-    if not isinstance(value, kind):
-        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise CommandError(
-            BAD_ARGS, f"argument {name!r} must be {want}, got {type(value).__name__}"
-        )
-    return value
 
 
 class StoreCommands:
@@ -69,7 +52,7 @@ class StoreCommands:
             "catalog.upsert": self.catalog_upsert,
             "keys.set": self.keys_set,
             "sync": self.sync,
-            # Devices this agent has no driver for yet answer `unsupported`.
+            # Answered by a store service (agent/services/) when the store has the hardware.
             "print": self.no_device("printer"),
             "locker.open": self.no_device("locker"),
             "vend": self.no_device("vending machine"),
@@ -81,6 +64,9 @@ class StoreCommands:
 
     async def __call__(self, cmd: str, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
         handler = self._handlers.get(cmd)
+        store = self.agent.store
+        for service in store.services if store else ():
+            handler = service.commands().get(cmd, handler)  # a service's command wins
         if handler is None:
             raise CommandError(
                 UNKNOWN_COMMAND, f"unknown command {cmd!r} (known: {', '.join(self.names)})"

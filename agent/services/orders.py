@@ -8,7 +8,7 @@ Pickup codes are looked up in memory (a scan must not wait for disk).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from agent.journal import Journal, PutOrder, SetOrderStatus
@@ -56,6 +56,9 @@ class PendingOrders:
         self._code_length = code_length
         self.by_id: dict[str, dict[str, Any]] = {k: dict(v) for k, v in orders.items()}
         self.by_code: dict[str, str] = {}
+        # Called with the orders of each upsert once they are journaled (store services:
+        # a pick slip to print, a compartment to open). Must not block.
+        self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         for order in self.by_id.values():
             self._index(order)
 
@@ -81,6 +84,8 @@ class PendingOrders:
         for o in orders:
             self.by_id[o["id"]] = o
             self._index(o)
+        for listener in self.listeners:
+            listener(copy.deepcopy(orders))
         return [o["id"] for o in orders]
 
     async def cancel(self, ids: Iterable[str]) -> list[str]:

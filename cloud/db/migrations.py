@@ -26,13 +26,17 @@ from sqlalchemy import (
     text,
 )
 
+from cloud.db.alert_tables import alert_tables
 from cloud.db.delivery_tables import delivery_tables
+from cloud.db.erp_tables import erp_tables
 from cloud.db.errors import DatabaseError
 from cloud.db.order_tables import order_tables
+from cloud.db.payment_tables import payment_tables
+from cloud.db.stock_tables import stock_tables
 from cloud.db.tables import metadata, schema_version
 from cloud.db.times import now_text
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 8
 
 
 def _add_entry_attempts(conn: Connection) -> None:
@@ -76,10 +80,25 @@ def _add_order_tables(conn: Connection) -> None:
     v4.create_all(conn)
 
 
+def _adding(make_tables: Callable[[MetaData], tuple[Table, ...]]) -> Callable[[Connection], None]:
+    """A step that adds the tables one function makes (as it made them at that version)."""
+
+    def step(conn: Connection) -> None:
+        md = MetaData(naming_convention=metadata.naming_convention)
+        make_tables(md)
+        md.create_all(conn)
+
+    return step
+
+
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _add_entry_attempts,
     3: _add_delivery_tables,
     4: _add_order_tables,
+    5: _adding(stock_tables),
+    6: _adding(erp_tables),
+    7: _adding(alert_tables),
+    8: _adding(payment_tables),
 }
 
 # Any fixed number: hubs starting at once on one PostgreSQL database take turns migrating.

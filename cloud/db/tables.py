@@ -20,8 +20,12 @@ from sqlalchemy import (
     Text,
 )
 
+from cloud.db.alert_tables import alert_tables
 from cloud.db.delivery_tables import delivery_tables
+from cloud.db.erp_tables import erp_tables
 from cloud.db.order_tables import order_tables
+from cloud.db.payment_tables import payment_tables
+from cloud.db.stock_tables import stock_tables
 
 # Named constraints, so later migrations can refer to them on either database.
 metadata = MetaData(
@@ -133,3 +137,9 @@ order_deliveries, store_status_log, pickup_jobs = delivery_tables(metadata)
 
 # Delivery-platform orders, their log, calls owed to platforms, refunds (cloud/orders).
 orders, order_log, platform_calls, refunds = order_tables(metadata)
+
+# Later schema versions: each module's function makes its tables (see cloud/db/migrations.py).
+STOCK_TABLES = stock_tables(metadata)  # 5: catalog, stock ledger, platform stock pushes
+ERP_TABLES = erp_tables(metadata)  # 6: ERP outbox and sync state
+ALERT_TABLES = alert_tables(metadata)  # 7: DingTalk robots and the alert queue
+PAYMENT_TABLES = payment_tables(metadata)  # 8: self-checkout payments

@@ -112,11 +112,12 @@ def test_wrong_device_kind(problems: Problems) -> None:
     assert problems(edit(BASE, "device: bus,", "device: scan,")) == [
         "23: doors.0.lock.device: device 'scan' is a scanner, not a lockbus"
     ]
-    assert problems(edit(BASE, "kind: scanner", "kind: printer")) == [
-        "19: devices.1.kind: unknown kind 'printer' (one of: lockbus, scanner, keypad, gpio)"
+    kinds = "lockbus, scanner, keypad, gpio, printer, vending, hid_scanner"
+    assert problems(edit(BASE, "kind: scanner", "kind: plotter")) == [
+        f"19: devices.1.kind: unknown kind 'plotter' (one of: {kinds})"
     ]
     assert problems(edit(BASE, "    kind: scanner\n", "")) == [
-        "18: devices.1.kind: missing required key 'kind' (one of: lockbus, scanner, keypad, gpio)"
+        f"18: devices.1.kind: missing required key 'kind' (one of: {kinds})"
     ]
 
 
