@@ -37,12 +37,14 @@ from agent.devices.base import (
 )
 from agent.devices.registry import build_device
 from agent.journal import Journal, JournalError
+from agent.model.ids import new_ulid
 from agent.mqtt import RemoteOps
 from agent.order_sync import OrderSync
 from agent.relay import Relay
 from agent.remote.commands import StoreCommands, parse_keys
+from agent.remote.errors import UNSUPPORTED, CommandError
 from agent.rules.decide import AccessState
-from agent.rules.passes import PassVerifier
+from agent.rules.passes import Claims, PassVerifier
 from agent.runtime.systemd import Notifier, run_watchdog
 from agent.services.access import AccessService
 from agent.services.base import StoreContext, StoreService
@@ -299,6 +301,7 @@ class Agent:
             state_changed=self.state_changed,
             spawn=self._spawn,
             hub_online=lambda: self.remote is not None and self.remote.connected,
+            command=self.local_command,
         )
         store.services = build_services(ctx)
         for service in store.services:
@@ -464,6 +467,29 @@ class Agent:
             "access_latency": store.access.latency_summary() if store else {},
             "relay": self.relay.stats() if self.relay is not None else None,
         }
+
+    async def local_command(self, name: str, args: dict[str, Any], by: str) -> dict[str, Any]:
+        """A service's command, asked from inside the store (`by`: who, for the journal)."""
+        store = self.store
+        for service in store.services if store else ():
+            handler = service.commands().get(name)
+            if handler is not None:
+                now = self.clock.now()
+                claims = Claims(
+                    kid="local",
+                    store=self.cfg.store.id,
+                    sub=by,
+                    scope="ops",
+                    jti=f"local-{new_ulid(int(now * 1000))}",
+                    iat=now,
+                    exp=now,
+                    nbf=None,
+                    door=None,
+                    orders=(),
+                    extra={},
+                )
+                return await handler(args, claims)
+        raise CommandError(UNSUPPORTED, f"this store has nothing that does {name!r}")
 
     # --- events from devices -------------------------------------------------------
 

@@ -16,7 +16,7 @@ Services never call into each other or the app: they get what they need in the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,6 +42,10 @@ class StoreContext:
     # Run a coroutine in the background; `inflight` ones are drained before a stop.
     spawn: Callable[..., None]
     hub_online: Callable[[], bool]  # is the hub reachable right now (the MQTT session up)?
+    # Run another service's command from inside the store, e.g. checkout asks for
+    # `print` {printer, receipt}: (name, args, by) -> result; raises CommandError
+    # (`unsupported` when no service has it). Services never hold each other directly.
+    command: Callable[[str, dict[str, Any], str], Awaitable[dict[str, Any]]]
 
 
 class StoreService:
