@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     qr.add_argument("--config", required=True, type=Path)
     qr.add_argument("--door", required=True)
     qr.add_argument("--out", required=True, type=Path)
+    qr.add_argument("--font", type=Path, help="a font file with Chinese glyphs (default: found)")
     ha = sub.add_parser("hash-answer", help="hash an entry-question answer for the config")
     ha.add_argument("answer", nargs="?", help="the answer (asked for when left out)")
     return p
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(hash_answer(answer))
         return 0
     if args.command == "door-qr":
-        return _door_qr(args.config, args.door, args.out)
+        return _door_qr(args.config, args.door, args.out, args.font)
     return _run(args.config, args.log_format, args.log_level)
 
 
@@ -63,8 +64,8 @@ def _load(path: Path):  # -> AgentConfig, or exits 2 with the problems
         raise SystemExit(2) from None
 
 
-def _door_qr(config: Path, door: str, out: Path) -> int:
-    import qrcode
+def _door_qr(config: Path, door: str, out: Path, font: Path | None) -> int:
+    from agent.door_poster import make_poster
 
     cfg = _load(config)
     if door not in {d.id for d in cfg.doors}:
@@ -74,11 +75,16 @@ def _door_qr(config: Path, door: str, out: Path) -> int:
             file=sys.stderr,
         )
         return 2
-    url = f"{cfg.hub.url.rstrip('/')}/s/{cfg.store.id}/{door}"
-    img = qrcode.make(url, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=12, border=4)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out)
-    print(url)
+    poster = make_poster(cfg, door, font_file=font)
+    for warning in poster.warnings:
+        print(f"shopgate-agent: warning: {warning}", file=sys.stderr)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        poster.image.save(out, format="PNG", dpi=(300, 300))
+    except (OSError, ValueError) as e:
+        print(f"shopgate-agent: cannot write {out}: {e}", file=sys.stderr)
+        return 2
+    print(poster.url)
     return 0
 
 

@@ -13,13 +13,25 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from cloud.api import courier, events, health, orders, platforms
-from cloud.api.appkeys import CONFIG, DB, VERSION
+from cloud.api import (
+    catalog,
+    courier,
+    erp,
+    events,
+    health,
+    openapi,
+    orders,
+    payments,
+    platforms,
+    stock,
+)
+from cloud.api.appkeys import CONFIG, DB, STOCK_LEDGER, VERSION
 from cloud.api.auth import auth_middleware
 from cloud.api.errors import error_middleware
 from cloud.config import HubConfig
 from cloud.db.engine import Database
-from cloud.web import entry
+from cloud.stock.ledger import StockLedger
+from cloud.web import dashboard, entry
 
 MIB = 1024 * 1024
 
@@ -40,10 +52,18 @@ def create_app(cfg: HubConfig, db: Database) -> web.Application:
     app[CONFIG] = cfg
     app[DB] = db
     app[VERSION] = hub_version()
+    app[STOCK_LEDGER] = StockLedger(db)
     health.add_routes(app)
     events.add_routes(app)
     platforms.add_routes(app)
     orders.add_routes(app)
+    stock.add_routes(app)  # the stock ledger's feeds and pushes; after events, platforms
+    catalog.add_routes(app)
     courier.add_routes(app)
     entry.add_routes(app)
+    dashboard.add_routes(app)
+    payments.add_routes(app)
+    erp.attach(app)  # the ERP sync (cloud/erp): routes now, worker at startup
+    # Documents every route of the app, as the router holds them at the first request.
+    openapi.add_routes(app)
     return app

@@ -10,6 +10,8 @@
 Several hub processes may share one broker. Each subscribes, on one connection:
 - `ROOT/+/status`: every store's retained presence, so `store_online` answers in every
   process (subscription identifier PRESENCE);
+- `ROOT/+/state`: every store's retained state (doors, devices, business), so
+  `store_state` answers in every process (the owner's dashboard; identifier PRESENCE);
 - `$share/shopgate-hub/ROOT/+/status`: the same messages, but each delivered to ONE hub
   of the group, for work that must happen once (the status log in the database). The
   broker sends no retained messages to shared subscriptions, so a restart does not log
@@ -115,6 +117,7 @@ class HubBus:
         self._task: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._online: dict[str, bool] = {}
+        self._state: dict[str, dict[str, Any]] = {}
         self._status_callbacks: list[StatusCallback] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
@@ -186,6 +189,10 @@ class HubBus:
     def store_online(self, store: str) -> bool | None:
         """The store's last retained status: online or not; None if none was seen."""
         return self._online.get(store)
+
+    def store_state(self, store: str) -> dict[str, Any] | None:
+        """The store's last retained `state` (CONTRACTS 3), or None if none was seen."""
+        return self._state.get(store)
 
     async def send_command(
         self,
@@ -294,6 +301,7 @@ class HubBus:
     async def _serve(self, client: aiomqtt.Client) -> None:
         await self._subscribe(client, f"{self.root}/+/reply/{self.instance_id}", REPLY)
         await self._subscribe(client, f"{self.root}/+/status", PRESENCE)
+        await self._subscribe(client, f"{self.root}/+/state", PRESENCE)
         await self._subscribe(client, f"$share/{SHARE_GROUP}/{self.root}/+/status", STATUS)
         self._client = client
         self.connections += 1
@@ -353,6 +361,8 @@ class HubBus:
                 self._on_reply(message, payload)
             elif ident == PRESENCE and kind == "status" and isinstance(payload, dict):
                 self._online[store] = payload.get("online") is True
+            elif ident == PRESENCE and kind == "state" and isinstance(payload, dict):
+                self._state[store] = payload
             elif ident == STATUS and kind == "status" and isinstance(payload, dict):
                 for callback in self._status_callbacks:
                     self._side(callback(store, payload))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,8 @@ from agent.config.loader import load_model
 from agent.config.schema import ConfigPath
 from agent.config.yamltree import Loc
 from cloud import signing
+from cloud.alerts.settings import AlertsConfig, alert_problems
+from cloud.payments.settings import PaymentsConfig
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DOOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"  # as the agent's doors.id
@@ -208,6 +210,35 @@ class StorePlatforms(Strict):
     douyin: ShopId | None = None
 
 
+class StoreErp(Strict):
+    """The store in its ERP (cloud/erp): which ERP keeps its books, and under what names."""
+
+    system: Literal["wdt", "jst"] | None = Field(
+        None, description="The ERP this store's sales, fees and stock go to; none: no ERP."
+    )
+    shop_no: OptionalText = Field(
+        "",
+        description="The store's shop in the ERP (旺店通 shop_no; 聚水潭 shop_id); "
+        "empty: the store id.",
+    )
+    warehouse_no: OptionalText = Field(
+        "",
+        description="The store's warehouse in the ERP (旺店通 warehouse_no; 聚水潭 "
+        "wms_co_id), for stock queries and uploads; empty: the ERP's default.",
+    )
+    stock_source: Literal["hub", "erp"] = Field(
+        "hub",
+        description="Who is right about stock: `hub` (the ledger; changes are uploaded "
+        "to the ERP) or `erp` (the ERP's count is polled and set in the ledger).",
+    )
+    address: OptionalText = Field(
+        "",
+        description="Receiver address on sales orders (旺店通 wants one; province, city, "
+        "district and street separated by spaces).",
+    )
+    mobile: OptionalText = Field("", description="Receiver phone on sales orders.")
+
+
 class StoreEntry(Strict):
     id: str = Field(pattern=ID_PATTERN, description="Store id, as the store's agent knows it.")
     name: OptionalText = Field("", description="Display name.")
@@ -228,6 +259,9 @@ class StoreEntry(Strict):
     shelves: dict[str, str] = Field(
         default_factory=dict,
         description="barcode -> shelf, for order items whose platform gives no shelf.",
+    )
+    erp: StoreErp = Field(
+        default_factory=StoreErp, description="The store in its ERP (none by default)."
     )
 
 
@@ -257,9 +291,41 @@ class PlatformsConfig(Strict):
     douyin: Credentials | None = None
 
 
+class WdtCredentials(Credentials):
+    sid: OptionalText = Field(
+        "", description="旺店通 seller account (sid), given with the ERP; empty: app_id."
+    )
+
+
+class ErpSyncConfig(Strict):
+    enabled: bool = Field(True, description="Run the ERP sync at all (false: queue nothing).")
+    push_sales: bool = Field(True, description="Picked-up orders and store sales as sales orders.")
+    push_refunds: bool = Field(True, description="Refunds as refund orders.")
+    push_fees: bool = Field(
+        True, description="Platform commission and delivery fee as other-expense entries."
+    )
+    stock_poll_seconds: float = Field(
+        300, ge=5, le=86400, description="How often stores whose stock_source is erp poll it."
+    )
+    retry_base_seconds: float = Field(
+        10, ge=0.01, le=3600, description="First retry delay of a failed push (doubles)."
+    )
+    retry_max_seconds: float = Field(
+        900, ge=0.01, le=86400, description="Longest delay between retries of a push."
+    )
+    max_refusals: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="Times the ERP may refuse a push before it is given up (failed); an ERP "
+        "that cannot be reached is retried without limit.",
+    )
+
+
 class ErpConfig(Strict):
-    wdt: Credentials | None = None
+    wdt: WdtCredentials | None = None
     jst: Credentials | None = None
+    sync: ErpSyncConfig = ErpSyncConfig()
 
 
 class HubConfig(Strict):
@@ -273,6 +339,8 @@ class HubConfig(Strict):
     platforms: PlatformsConfig = PlatformsConfig()
     erp: ErpConfig = ErpConfig()
     courier: CourierConfig = CourierConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    payments: PaymentsConfig = PaymentsConfig()
 
     def database_url(self, override: str | None = None) -> str:
         """The database URL as written (`--db`, else database.url, else the SQLite file)."""
@@ -289,7 +357,13 @@ def load_hub_config(path: Path, environ: Mapping[str, str] | None = None) -> Hub
     return load_model(
         path,
         HubConfig,
-        lambda cfg: [*_reference_problems(cfg), *_key_problems(cfg), *_shop_problems(cfg)],
+        lambda cfg: [
+            *_reference_problems(cfg),
+            *_key_problems(cfg),
+            *_shop_problems(cfg),
+            *_erp_problems(cfg),
+            *alert_problems(cfg.alerts, [s.id for s in cfg.stores], [m.id for m in cfg.merchants]),
+        ],
         environ,
     )
 
@@ -344,6 +418,16 @@ def _shop_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
                 message = f"store {owners[name, shop]!r} already has {name} shop {shop!r}"
                 out.append((("stores", i, "platforms", name), message))
             owners.setdefault((name, shop), store.id)
+    return out
+
+
+def _erp_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
+    """A store's ERP must be configured under erp: (its credentials)."""
+    out: list[tuple[Loc, str]] = []
+    for i, store in enumerate(cfg.stores):
+        name = store.erp.system
+        if name is not None and getattr(cfg.erp, name) is None:
+            out.append((("stores", i, "erp", "system"), f"no erp.{name} credentials configured"))
     return out
 
 

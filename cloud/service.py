@@ -18,6 +18,7 @@ from aiohttp import web
 
 from cloud import delivery
 from cloud.access_log import AccessLogger
+from cloud.alerts import worker as alerts
 from cloud.app import create_app
 from cloud.bus import HubBus
 from cloud.config import HubConfig, parse_listen
@@ -59,6 +60,7 @@ async def run_hub(cfg: HubConfig, db_url: str) -> int:
             log.error("cannot read the MQTT password file %s: %s", where, e.strerror or e)
             return 2
         delivery.attach(app, bus)
+        alerts.attach(app)
         runner = web.AppRunner(
             app,
             shutdown_timeout=SHUTDOWN_GRACE_S,

@@ -1,7 +1,8 @@
 """A stand-in for Meituan, so the demo runs offline: it pushes a signed order to the hub
 exactly as Meituan does (form fields, `sig` over the webhook URL), and answers the hub's
-calls back (confirm order, picking done) while noting them, so the story can show that
-Meituan heard about the pickup."""
+calls back (confirm order, picking done, `retail/sku/stock`) while noting them and
+checking their `sig`, so the story can show that Meituan heard about the pickup and
+which quantity each SKU now shows."""
 
 from __future__ import annotations
 
@@ -21,12 +22,23 @@ SECRET = "demo-secret"  # hub.yaml's default SHOPGATE_MEITUAN_SECRET
 class StandInMeituan:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.badly_signed: list[str] = []
+        self.stock: dict[str, int] = {}  # SKU -> the quantity the hub last pushed
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.calls.append(urllib.parse.urlsplit(self.path).path)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = urllib.parse.urlsplit(self.path).path
+                params = dict(urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True))
+                url = f"http://127.0.0.1:{outer._server.server_address[1]}{path}"
+                if params.get("sig") != sign(url, params, SECRET):
+                    outer.badly_signed.append(path)
+                if path.endswith("/retail/sku/stock"):
+                    for food in json.loads(params.get("food_data", "[]")):
+                        for sku in food["skus"]:
+                            outer.stock[str(sku["sku_id"])] = int(sku["stock"])
+                outer.calls.append(path)
                 body = b'{"data": "ok"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -138,6 +138,18 @@ class PickupConfig(Strict):
 class HubConfig(Strict):
     url: str = Field(description="Base URL of the hub.")
     token: str = Field("", description="This store's bearer token for the hub (never logged).")
+    public_url: str | None = Field(
+        None,
+        description=(
+            "The hub's address as customers' phones reach it (door poster QR codes, "
+            "`shopgate-agent door-qr`); none: `url`."
+        ),
+    )
+
+    @property
+    def poster_base(self) -> str:
+        """The base URL a door poster's QR code points at."""
+        return (self.public_url or self.url).rstrip("/")
 
 
 _MQTT_URL = re.compile(r"^(mqtts?)://(?:\[([0-9A-Fa-f:.]+)\]|([^:/\[\]@\s]+))(?::(\d{1,5}))?/?$")
@@ -356,10 +368,100 @@ class GpioDevice(Strict):
     )
 
 
+class NetworkPrinter(Strict):
+    type: Literal["network"] = Field(description="A printer on the LAN (raw TCP, port 9100).")
+    host: str | None = Field(None, min_length=1, description="Its IP address or host name.")
+    port: int = Field(9100, ge=1, le=65535, description="Its raw print port.")
+    address_file: ConfigPath | None = Field(
+        None,
+        description=(
+            "Instead of host/port: a file holding one line HOST:PORT, read again at every "
+            "connection (the simulator writes one per TCP device: sim/<device id>)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_address(self) -> NetworkPrinter:
+        if (self.host is None) == (self.address_file is None):
+            raise ValueError("give either host (and port) or address_file")
+        return self
+
+
+class SerialPrinter(Strict):
+    type: Literal["serial"] = Field(description="A printer on a serial (RS232 or USB CDC) line.")
+    port: ConfigPath = Field(description="Its serial port, best a /dev/serial/by-id/... link.")
+    baudrate: int = Field(19200, description="Serial speed (baud), as set on the printer.")
+
+
+class UsbPrinter(Strict):
+    type: Literal["usb"] = Field(description="A USB printer class device (needs pyusb).")
+    vendor_id: int = Field(ge=0, le=0xFFFF, description="USB vendor id, e.g. 0x0416.")
+    product_id: int = Field(ge=0, le=0xFFFF, description="USB product id, e.g. 0x5011.")
+    in_ep: int = Field(0x82, description="Bulk IN endpoint (status replies).")
+    out_ep: int = Field(0x01, description="Bulk OUT endpoint (print data).")
+
+
+PrinterConnection = Annotated[
+    NetworkPrinter | SerialPrinter | UsbPrinter, Field(discriminator="type")
+]
+
+
 class PrinterDevice(Strict):
     kind: Literal["printer"] = Field(description="An ESC/POS receipt or label printer.")
     id: str = Field(
         description="Device id, unique in the store; doors and other settings name devices by it."
+    )
+    connection: PrinterConnection = Field(
+        description="How the printer is attached: network, serial or usb."
+    )
+    paper_chars: int = Field(
+        48,
+        ge=16,
+        le=96,
+        description=(
+            "Characters per line in the normal font: 48 for 80 mm paper, 32 for 58 mm (a "
+            "Chinese character takes two)."
+        ),
+    )
+    status_poll_seconds: float = Field(
+        5,
+        gt=0,
+        le=3600,
+        description="How often the printer's status (DLE EOT) is read while it is idle.",
+    )
+    timeout_seconds: float = Field(
+        5, gt=0, le=120, description="Connecting, and waiting for a status reply."
+    )
+    print_timeout_seconds: float = Field(
+        60,
+        gt=0,
+        description=(
+            "Longest time a job may take to print once sent (while the printer says it is "
+            "fine); past it the job is sent again. Time waiting for paper does not count."
+        ),
+    )
+
+
+class VendingSlot(Strict):
+    slot: int = Field(ge=1, le=65535, description="Selection (slot) number on the VMC.")
+    barcode: str = Field(min_length=1, description="The product this slot holds.")
+    price: float | None = Field(
+        None,
+        ge=0,
+        description=(
+            "Price in yuan, used while the catalogue (catalog.upsert) has no price for the "
+            "barcode; the catalogue's price wins. Pushed to the VMC when it comes online "
+            "and whenever the catalogue price changes."
+        ),
+    )
+    stock: int | None = Field(
+        None,
+        ge=0,
+        le=255,
+        description=(
+            "How many the slot holds when first loaded. Pushed to the VMC once; after that "
+            "the agent counts vends down and pushes its count at every start."
+        ),
     )
 
 
@@ -372,6 +474,34 @@ class VendingDevice(Strict):
     )
     port: ConfigPath = Field(description="Serial port of the VMC link.")
     baudrate: int = Field(57600, description="Serial speed (baud).")
+    slots: list[VendingSlot] = Field(
+        default_factory=list, description="What each slot sells (slots not listed cannot be sold)."
+    )
+    offline_after_ms: int = Field(
+        1000, ge=300, le=60000, description="No frame from the VMC for this long: offline."
+    )
+    vend_timeout_s: float = Field(
+        30.0,
+        ge=1,
+        le=600,
+        description="A vend with no final dispensing status after this long fails (`timeout`).",
+    )
+    retries: int = Field(
+        3, ge=0, le=20, description="Resends of a command the VMC did not acknowledge."
+    )
+
+    @field_validator("slots")
+    @classmethod
+    def _slots_once(cls, slots: list[VendingSlot]) -> list[VendingSlot]:
+        seen: set[int] = set()
+        for s in slots:
+            if s.slot in seen:
+                raise ValueError(f"slot {s.slot} is listed twice")
+            seen.add(s.slot)
+        return slots
+
+    def slot(self, number: int) -> VendingSlot | None:
+        return next((s for s in self.slots if s.slot == number), None)
 
 
 class HidScannerDevice(Strict):
@@ -383,6 +513,20 @@ class HidScannerDevice(Strict):
     )
     path: ConfigPath = Field(
         description="Its input device, best a stable /dev/input/by-id/... link."
+    )
+    layout: Literal["us", "fr"] = Field(
+        "us",
+        description=(
+            "Keyboard layout the scanner emulates (its own setting): `us` for China and most "
+            "stores; `fr` for AZERTY. A mismatch shows as unknown keys in the log."
+        ),
+    )
+    grab: bool = Field(
+        True,
+        description=(
+            "Take the scanner exclusively (EVIOCGRAB), so scans do not also type into a "
+            "console or login prompt on the Pi."
+        ),
     )
 
 
@@ -524,17 +668,144 @@ class DoorConfig(Strict):
 class PrintingConfig(Strict):
     """Which printer prints what (agent/services/printing.py)."""
 
+    pick_slips: str | None = Field(
+        None, description="Printer for pick slips (订单小票); none: no pick slips."
+    )
+    receipts: str | None = Field(
+        None, description="Printer for customer receipts and plain text; none: none printed."
+    )
+    labels: str | None = Field(
+        None, description="Printer for product barcode labels; none: no labels."
+    )
+    auto_pick_slip: bool = Field(
+        True,
+        description=(
+            "Print a pick slip when a new pending order arrives (once per order, however often "
+            "it is updated); false: only on the `print` command."
+        ),
+    )
+    qr_module_dots: int = Field(
+        6, ge=1, le=16, description="Size of one QR code module in printer dots."
+    )
+    retry_seconds: float = Field(
+        5, gt=0, le=3600, description="Wait between attempts while a printer cannot print."
+    )
+
+
+class LockerSlot(Strict):
+    slot: int = Field(ge=1, le=24, description="Compartment number, 1 to the locker's `slots`.")
+    barcode: str = Field(min_length=1, description="Barcode of the product kept in it.")
+    stock: int = Field(
+        1,
+        ge=0,
+        description=(
+            "Items in it at the first start; from then on the agent keeps the count (each "
+            "opening takes one, `locker.restock` sets it)."
+        ),
+    )
+
 
 class LockerConfig(Strict):
     """A locker cabinet or hotel box: compartments on a lock bus (agent/services/lockers.py)."""
 
-    id: str = Field(description="Locker id, as `locker.open` and orders name it.")
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$",
+        description="Locker id, as `locker.open` and orders (`dispense.device`) name it.",
+    )
+    device: str = Field(description="Id of the `lockbus` device its lock board is on.")
+    board: int = Field(ge=0, le=255, description="Address of its lock board on the bus.")
+    first_channel: int = Field(
+        1,
+        ge=1,
+        le=24,
+        description="Board channel of compartment 1; compartment N is channel first_channel+N-1.",
+    )
+    slots: int = Field(ge=1, le=24, description="How many compartments it has.")
+    contents: list[LockerSlot] = Field(
+        default_factory=list,
+        description=(
+            "What each compartment holds. One not listed is empty: `locker.open` still opens it "
+            "(nothing is counted), a paid order for it fails."
+        ),
+    )
+    open_timeout_seconds: float = Field(
+        3,
+        gt=0,
+        le=30,
+        description=(
+            "How long after OPEN the compartment's feedback must read open; if it does not, "
+            "`locker.failed` and nothing is charged."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> LockerConfig:
+        last = self.first_channel + self.slots - 1
+        if last > 24:
+            raise ValueError(
+                f"{self.slots} slots from channel {self.first_channel} end at channel {last}; "
+                "a lock board has 24"
+            )
+        seen: set[int] = set()
+        for c in self.contents:
+            if c.slot > self.slots:
+                raise ValueError(f"contents: slot {c.slot} is past the last slot ({self.slots})")
+            if c.slot in seen:
+                raise ValueError(f"contents: slot {c.slot} is listed twice")
+            seen.add(c.slot)
+        return self
+
+    def channel(self, slot: int) -> int:
+        return self.first_channel + slot - 1
 
 
 class CheckoutConfig(Strict):
     """A self-checkout point: a scanner building a cart (agent/services/checkout.py)."""
 
-    id: str = Field(description="Checkout id.")
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$",
+        description="Checkout id, as payments and `checkout.paid` name it.",
+    )
+    scanner: str = Field(
+        description="Id of the `scanner` or `hid_scanner` device that builds the cart."
+    )
+    printer: str | None = Field(
+        None,
+        description=(
+            "Id of the `printer` device for the receipt (and, with no `listen` page, a slip "
+            "with the total and the pay address); none: nothing is printed."
+        ),
+    )
+    listen: str | None = Field(
+        None,
+        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+):\d{1,5}$",
+        description=(
+            "HOST:PORT of the checkout's own page (cart, total, pay QR) for a tablet beside the "
+            "scanner, e.g. 0.0.0.0:8088; none: no page (use the printer)."
+        ),
+    )
+    cart_timeout_seconds: int = Field(
+        300, ge=30, description="A cart left untouched this long is cleared."
+    )
+    payment_timeout_seconds: int = Field(
+        180,
+        ge=30,
+        le=1800,
+        description=(
+            "Time to pay once the QR is shown; the hub refuses the payment after it and the "
+            "cart stays, to pay again."
+        ),
+    )
+    pay_barcode: str = Field(
+        "SG-PAY",
+        min_length=1,
+        description="A scan of this code asks for payment (as the page's 付款 button does).",
+    )
+    clear_barcode: str = Field(
+        "SG-CLEAR",
+        min_length=1,
+        description="A scan of this code empties the cart (as the page's 清空 button does).",
+    )
 
 
 class AgentConfig(Strict):
@@ -610,7 +881,9 @@ def reference_problems(cfg: AgentConfig) -> list[tuple[tuple[str | int, ...], st
             ref((*at, "contact", "device"), door.contact.device, "gpio")
         if door.exit_button is not None:
             ref((*at, "exit_button", "device"), door.exit_button.device, "gpio")
-        ref((*at, "scanner"), door.scanner, "scanner")
+        # A USB HID scanner reads lines as well as a serial one does.
+        if door.scanner is None or kinds.get(door.scanner) != "hid_scanner":
+            ref((*at, "scanner"), door.scanner, "scanner")
         if door.entry_question is not None:
             ref((*at, "entry_question", "keypad"), door.entry_question.keypad, "keypad")
         if door.exit_counting == "button" and door.occupancy_limit and door.exit_button is None:
@@ -620,4 +893,126 @@ def reference_problems(cfg: AgentConfig) -> list[tuple[tuple[str | int, ...], st
                     "occupancy counted by exit button, but the door has no exit_button",
                 )
             )
+    out.extend(_locker_problems(cfg, kinds))
+    out.extend(_checkout_problems(cfg, kinds))
+    out.extend(_printing_problems(cfg, kinds))
+    return out
+
+
+def _printing_problems(
+    cfg: AgentConfig, kinds: dict[str, str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every printer the printing section names is a configured printer."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    if cfg.printing is None:
+        return out
+    printers = [d for d, k in kinds.items() if k == "printer"]
+    for key in ("pick_slips", "receipts", "labels"):
+        dev = getattr(cfg.printing, key)
+        if dev is None:
+            continue
+        if dev not in kinds:
+            out.append(
+                (
+                    ("printing", key),
+                    f"no device {dev!r} (printers: {', '.join(printers) or 'none'})",
+                )
+            )
+        elif kinds[dev] != "printer":
+            out.append((("printing", key), f"device {dev!r} is a {kinds[dev]}, not a printer"))
+    return out
+
+
+def _locker_problems(
+    cfg: AgentConfig, kinds: dict[str, str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each locker names a lock bus and a board on it, and its channels are its own."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    # (bus, board, channel) -> who uses it, for collisions
+    taken: dict[tuple[str, int, int], str] = {}
+    for door in cfg.doors:
+        if isinstance(door.lock, LockboardLock):
+            key = (door.lock.device, door.lock.board, door.lock.channel)
+            taken[key] = f"door {door.id!r}"
+    ids: set[str] = set()
+    for i, locker in enumerate(cfg.lockers):
+        at: tuple[str | int, ...] = ("lockers", i)
+        if locker.id in ids:
+            out.append(((*at, "id"), f"duplicate locker id {locker.id!r}"))
+        ids.add(locker.id)
+        kind = kinds.get(locker.device)
+        if kind is None:
+            known = ", ".join(d for d, k in kinds.items() if k == "lockbus") or "none"
+            out.append(((*at, "device"), f"no device {locker.device!r} (lock buses: {known})"))
+            continue
+        if kind != "lockbus":
+            out.append(((*at, "device"), f"device {locker.device!r} is a {kind}, not a lockbus"))
+            continue
+        bus = cfg.device(locker.device)
+        assert isinstance(bus, LockBusDevice)
+        if locker.board not in bus.boards:
+            out.append(
+                (
+                    (*at, "board"),
+                    f"board {locker.board} is not on bus {bus.id!r} (boards: {bus.boards})",
+                )
+            )
+            continue
+        for slot in range(1, locker.slots + 1):
+            key = (locker.device, locker.board, locker.channel(slot))
+            if key in taken:
+                out.append(
+                    (
+                        (*at, "board"),
+                        f"slot {slot} is channel {key[2]} of board {locker.board} on "
+                        f"{locker.device!r}, which {taken[key]} already uses",
+                    )
+                )
+                break
+        for slot in range(1, locker.slots + 1):
+            taken.setdefault(
+                (locker.device, locker.board, locker.channel(slot)), f"locker {locker.id!r}"
+            )
+    return out
+
+
+def _checkout_problems(
+    cfg: AgentConfig, kinds: dict[str, str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each checkout names a scanner of its own and, optionally, a printer."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    ids: set[str] = set()
+    door_scanners = {d.scanner for d in cfg.doors if d.scanner}
+    scanners: set[str] = set()
+    listens: set[str] = set()
+    for i, c in enumerate(cfg.checkout):
+        at: tuple[str | int, ...] = ("checkout", i)
+        if c.id in ids:
+            out.append(((*at, "id"), f"duplicate checkout id {c.id!r}"))
+        ids.add(c.id)
+        for key, dev, want in (
+            ("scanner", c.scanner, ("scanner", "hid_scanner")),
+            ("printer", c.printer, ("printer",)),
+        ):
+            if dev is None:
+                continue
+            if dev not in kinds:
+                out.append(
+                    ((*at, key), f"no device {dev!r} (devices: {', '.join(kinds) or 'none'})")
+                )
+            elif kinds[dev] not in want:
+                out.append(
+                    ((*at, key), f"device {dev!r} is a {kinds[dev]}, not a {' or '.join(want)}")
+                )
+        if c.scanner in door_scanners:
+            out.append(((*at, "scanner"), f"scanner {c.scanner!r} already serves a door"))
+        if c.scanner in scanners:
+            out.append(((*at, "scanner"), f"scanner {c.scanner!r} already serves another checkout"))
+        scanners.add(c.scanner)
+        if c.listen is not None and c.listen in listens:
+            out.append(((*at, "listen"), f"{c.listen} is already another checkout's page"))
+        if c.listen is not None:
+            listens.add(c.listen)
+        if c.pay_barcode == c.clear_barcode:
+            out.append(((*at, "clear_barcode"), "pay_barcode and clear_barcode must differ"))
     return out

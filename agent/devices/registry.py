@@ -16,6 +16,9 @@ DRIVERS: dict[str, str] = {
     "scanner": "agent.devices.scanner:Scanner",
     "keypad": "agent.devices.scanner:Scanner",
     "gpio": "agent.devices.gpio:GpioBoard",
+    "printer": "agent.devices.printer:Printer",
+    "vending": "agent.devices.vending:VendingMachine",
+    "hid_scanner": "agent.devices.hid_scanner:HidScanner",
 }
 
 

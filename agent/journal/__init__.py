@@ -4,10 +4,12 @@ from agent.journal.errors import JournalError
 from agent.journal.journal import Journal
 from agent.journal.maintenance import DROPPABLE_PREFIXES, MaintenanceReport
 from agent.journal.ops import (
+    FinishPrintJob,
     ForgetPass,
     LogAccess,
     Op,
     PutOrder,
+    PutPrintJob,
     PutProduct,
     PutSetting,
     SetOrderStatus,
@@ -19,6 +21,7 @@ from agent.model.events import Event
 __all__ = [
     "DROPPABLE_PREFIXES",
     "Event",
+    "FinishPrintJob",
     "ForgetPass",
     "Journal",
     "JournalError",
@@ -27,6 +30,7 @@ __all__ = [
     "MaintenanceReport",
     "Op",
     "PutOrder",
+    "PutPrintJob",
     "PutProduct",
     "PutSetting",
     "SetOrderStatus",

@@ -357,6 +357,10 @@ class Journal:
     async def load_state(self) -> LocalState:
         return await self._read(state.load_state)
 
+    async def print_queue(self) -> state.PrintQueue:
+        """Print jobs not yet confirmed (oldest first) and the keys of once-only jobs."""
+        return await self._read(state.print_queue)
+
     async def access_log(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest `limit` access log lines, newest first."""
         return await self._read(state.access_log, limit)

@@ -156,4 +156,55 @@ class LogAccess:
         )
 
 
-Op = UsePass | ForgetPass | PutOrder | SetOrderStatus | PutSetting | PutProduct | LogAccess
+@dataclass(frozen=True, slots=True)
+class PutPrintJob:
+    """Queue a print job. A job with a `key` exists once: queueing it again is a
+    `conflict` (an order's pick slip is printed once, however often the order comes)."""
+
+    job: str
+    printer: str
+    kind: str
+    payload: bytes
+    key: str | None = None
+    ref: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.job or not self.printer or not self.kind:
+            raise ValueError("a print job needs an id, a printer and a kind")
+        if not isinstance(self.payload, bytes) or not self.payload:
+            raise ValueError(f"print job {self.job}: payload must be non-empty bytes")
+
+    def statement(self, ts: str) -> Statement:
+        return Statement(
+            "INSERT INTO print_jobs (id, printer, kind, key, ref, payload, status, created_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+            (self.job, self.printer, self.kind, self.key, self.ref, self.payload, ts),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FinishPrintJob:
+    """The printer confirmed the job: done, its bytes no longer kept."""
+
+    job: str
+
+    def statement(self, ts: str) -> Statement:
+        return Statement(
+            "UPDATE print_jobs SET status = 'done', payload = NULL, done_ts = ?"
+            " WHERE id = ? AND status = 'queued'",
+            (ts, self.job),
+            must_match=f"no queued print job {self.job!r}",
+        )
+
+
+Op = (
+    UsePass
+    | ForgetPass
+    | PutOrder
+    | SetOrderStatus
+    | PutSetting
+    | PutProduct
+    | LogAccess
+    | PutPrintJob
+    | FinishPrintJob
+)

@@ -75,6 +75,22 @@ MIGRATIONS: list[str] = [
         reason      TEXT    NOT NULL         -- the hub's answer (truncated)
     )
     """,
+    # 4: print jobs, so a job survives a printer error, an unplug and a power loss, and a
+    # once-only job (an order's pick slip, keyed) is never queued twice. The ESC/POS bytes
+    # are rendered once, so a retry prints exactly what the first attempt would have.
+    """
+    CREATE TABLE print_jobs (
+        id         TEXT PRIMARY KEY,         -- time-ordered (ULID): the queue order
+        printer    TEXT NOT NULL,
+        kind       TEXT NOT NULL,            -- text | pick_slip | receipt | label
+        key        TEXT UNIQUE,              -- once-only jobs, e.g. pick_slip:<order id>
+        ref        TEXT,                     -- what it prints (an order id, a barcode...)
+        payload    BLOB,                     -- the bytes to send (dropped once printed)
+        status     TEXT NOT NULL,            -- queued | done
+        created_ts TEXT NOT NULL,
+        done_ts    TEXT
+    )
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -44,6 +44,38 @@ def load_state(conn: sqlite3.Connection) -> LocalState:
     return LocalState(orders, passes, settings, products, row[0] if row else 0)
 
 
+@dataclass(frozen=True, slots=True)
+class PrintJob:
+    """A print job not yet confirmed by its printer."""
+
+    id: str
+    printer: str
+    kind: str
+    key: str | None
+    ref: str | None
+    payload: bytes
+    created_ts: str
+
+
+@dataclass(slots=True)
+class PrintQueue:
+    queued: list[PrintJob]  # oldest first
+    keys: set[str]  # every once-only job ever queued (printed or not)
+
+
+def print_queue(conn: sqlite3.Connection) -> PrintQueue:
+    conn.execute("BEGIN")
+    try:
+        rows = conn.execute(
+            "SELECT id, printer, kind, key, ref, payload, created_ts FROM print_jobs"
+            " WHERE status = 'queued' ORDER BY id"
+        ).fetchall()
+        keys = {k for (k,) in conn.execute("SELECT key FROM print_jobs WHERE key IS NOT NULL")}
+    finally:
+        conn.execute("COMMIT")
+    return PrintQueue([PrintJob(*row) for row in rows], keys)
+
+
 def events_after(conn: sqlite3.Connection, store: str, seq: int, limit: int) -> list[Event]:
     rows = conn.execute(
         f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)

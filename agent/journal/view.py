@@ -51,6 +51,11 @@ class JournalView:
         rows = self._query("SELECT max(seq) AS m FROM events")
         return (rows[0]["m"] or 0) if rows else 0
 
+    def print_jobs(self) -> list[dict[str, Any]]:
+        """Every print job, oldest first: {id, printer, kind, key, ref, status}."""
+        rows = self._query("SELECT id, printer, kind, key, ref, status FROM print_jobs ORDER BY id")
+        return [dict(r) for r in rows]
+
     def order_status(self, order_id: str) -> str | None:
         rows = self._query("SELECT status FROM orders WHERE id = ?", (order_id,))
         return rows[0]["status"] if rows else None

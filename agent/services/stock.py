@@ -11,11 +11,13 @@ a sale is never counted twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agent.journal import Journal, PutSetting
+from agent.journal.ops import Op
 from agent.model.events import Event
 
 SETTING_PREFIX = "stock/"
@@ -38,6 +40,7 @@ class StockMove:
 class LocalStock:
     def __init__(self, journal: Journal, settings: Mapping[str, Any]) -> None:
         self._journal = journal
+        self._moving = asyncio.Lock()
         self.counts: dict[str, int] = {
             k.removeprefix(SETTING_PREFIX): int(v)
             for k, v in settings.items()
@@ -49,9 +52,7 @@ class LocalStock:
         return self.counts.get(barcode)
 
     def plan(self, moves: Sequence[StockMove]) -> tuple[list[tuple[str, dict[str, Any]]], list]:
-        """The `stock.changed` events and count updates for `moves`, to be appended in
-        one transaction with whatever caused them (see `Journal.append_many`). Call
-        `commit(moves)` once that transaction is written."""
+        """The `stock.changed` events and count updates for `moves` (used by `move`)."""
         counts = dict(self.counts)
         events: list[tuple[str, dict[str, Any]]] = []
         for m in moves:
@@ -78,12 +79,19 @@ class LocalStock:
         moves: Sequence[StockMove],
         *,
         with_events: Sequence[tuple[str, dict[str, Any]]] = (),
+        ops: Sequence[Op] = (),
     ) -> list[Event]:
-        """Journal `with_events` and the moves' `stock.changed` events in one
-        transaction, then update the counts. Raises JournalError (nothing moved)."""
-        events, ops = self.plan(moves)
-        written = await self._journal.append_many([*with_events, *events], ops=ops)
-        self.commit(moves)
+        """Journal `with_events`, the moves' `stock.changed` events and `ops` in one
+        transaction, then update the counts. Raises JournalError (nothing moved).
+
+        Moves are taken one at a time: a vend and a checkout selling the same barcode at
+        once must not both compute their qty_after from the same count."""
+        async with self._moving:
+            events, count_ops = self.plan(moves)
+            written = await self._journal.append_many(
+                [*with_events, *events], ops=[*count_ops, *ops]
+            )
+            self.commit(moves)
         return written
 
     async def set_counts(self, counts: Mapping[str, int]) -> None:

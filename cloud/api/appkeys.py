@@ -7,8 +7,11 @@ from aiohttp import web
 from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.db.principals import Principal
+from cloud.stock.ledger import StockLedger
 
 CONFIG = web.AppKey("config", HubConfig)
 DB = web.AppKey("db", Database)
 VERSION = web.AppKey("version", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
+# The stock ledger (cloud/stock/ledger.py), made in create_app.
+STOCK_LEDGER = web.AppKey("stock_ledger", StockLedger)

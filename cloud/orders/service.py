@@ -33,6 +33,7 @@ from cloud.db.times import now_text
 from cloud.orders.calls import PlatformCalls, queue_call
 from cloud.orders.codes import CODE_LENGTH, Draw, new_pickup_code
 from cloud.orders.model import ChangeKind, StoredOrder, hub_order_id
+from cloud.orders.new_orders import NewOrder, NewOrderWriter, Stored
 from cloud.orders.stores import StoreDirectory
 from cloud.platforms.base import (
     NormalizedOrder,
@@ -74,11 +75,15 @@ class OrderService:
         self._draw = draw
         self._code_length = code_length
         self._listeners: list[Listener] = []
+        self._new_orders = NewOrderWriter(
+            db, lambda taken: new_pickup_code(taken, length=code_length, draw=draw)
+        )
 
     async def start(self) -> None:
         await self.calls.start()
 
     async def close(self) -> None:
+        await self._new_orders.close()
         await self.calls.stop()
 
     async def __aenter__(self) -> OrderService:
@@ -141,6 +146,55 @@ class OrderService:
                 f"no store has {order.platform} shop {order.shop_id!r} "
                 f"(hub.yaml stores[].platforms.{order.platform})"
             )
+        oid = hub_order_id(order.platform, order.platform_order_id)
+        items = self.stores.with_shelves(store.id, order.items)
+        status = "cancelled" if order.cancelled else "pending"
+        accept = status == "pending" and store.auto_accept
+        summary = f"new {order.platform} order, day #{order.day_seq}"
+        suffix = "; confirming it (auto_accept)" if accept else ""
+        outcome = await self._new_orders.store(
+            NewOrder(
+                row={
+                    "id": oid,
+                    "store_id": store.id,
+                    "platform": order.platform,
+                    "platform_order_id": order.platform_order_id,
+                    "shop_id": order.shop_id,
+                    "view_id": order.view_id,
+                    "day_seq": order.day_seq,
+                    "status": status,
+                    "platform_status": order.platform_status[:64],
+                    "note": order.note,
+                    "items": _items_json(items),
+                    "total": order.total,
+                    "fees": order.fees,
+                    "commission": order.commission,
+                    "courier": None,
+                },
+                detail=lambda code: f"{summary}, code {code}{suffix}",
+                source=source,
+                confirm_args=_ref_args(order.platform_order_id, order.shop_id) if accept else None,
+            )
+        )
+        if not isinstance(outcome, Stored):
+            return await self._create_alone(order, source)
+        stored = StoredOrder.from_row(outcome.row)
+        if not outcome.created:
+            return stored
+        log.info(
+            "order stored",
+            extra={"order": oid, "store": store.id, "status": status, "source": source},
+        )
+        if accept:
+            self.calls.wake()
+        await self._notify(stored, "created")
+        return stored
+
+    async def _create_alone(self, order: NormalizedOrder, source: str) -> StoredOrder:
+        """One order in its own transaction, retried on collisions: the careful path for
+        an order whose batch collided with another hub's writes."""
+        store = self.stores.store_for(order.platform, order.shop_id)
+        assert store is not None  # _create checked it
         oid = hub_order_id(order.platform, order.platform_order_id)
         items = self.stores.with_shelves(store.id, order.items)
         status = "cancelled" if order.cancelled else "pending"

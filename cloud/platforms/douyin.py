@@ -183,8 +183,9 @@ class DouyinClient(PlatformClient):
         await self.call("instantShopping.notifyPickingStatus", args)
 
     async def update_stock(self, shop_id: str, items: Sequence[StockLine]) -> None:
+        # One SKU per call; `code` is the merchant's code it was listed with (its sku).
         for line in items:
-            args = {"code": line.barcode or line.sku, "stock_num": line.qty, "incremental": False}
+            args = {"code": line.sku or line.barcode, "stock_num": line.qty, "incremental": False}
             await self.call("sku.syncStock", args)
 
     async def fetch_order(self, push: PlatformPush) -> NormalizedOrder:

@@ -63,12 +63,18 @@ class Hardware:
             self.publish()
 
     def publish(self) -> None:
-        """Point every symlink at its device's current node, then rewrite devices.json."""
+        """Point every symlink at its device's current node, then rewrite devices.json.
+        A device on TCP instead gets a one-line file `HOST:PORT` under its id (what an
+        agent config names, as it names a serial device's symlink)."""
         for device_id, device in self.devices.items():
             link = self.run_dir / device_id
             if device.path is None:
                 with contextlib.suppress(FileNotFoundError):
                     link.unlink()
+                if device.tcp_port is not None:
+                    tmp = self.run_dir / f".{device_id}.address"
+                    tmp.write_text(f"127.0.0.1:{device.tcp_port}\n", encoding="ascii")
+                    os.replace(tmp, link)
                 continue
             tmp = self.run_dir / f".{device_id}.link"
             with contextlib.suppress(FileNotFoundError):

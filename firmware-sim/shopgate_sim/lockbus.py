@@ -116,6 +116,9 @@ class Channel:
     released_until: float = -math.inf
     unlock_count: int = 0
     forced_count: int = 0
+    # A jammed compartment door or a dead solenoid: OPEN is answered and counted, but
+    # the compartment stays shut (its feedback keeps reading locked).
+    stuck: bool = False
 
     @property
     def locked(self) -> bool:
@@ -127,7 +130,7 @@ class Channel:
 
     def pulse(self, now: float) -> None:
         self.unlock_count += 1
-        if self.springs_open:
+        if self.springs_open and not self.stuck:
             self.contact_open = True
         else:
             self.released_until = now + self.release_s
@@ -146,6 +149,7 @@ class Channel:
             "unlock_count": self.unlock_count,
             "released": self.released(now),
             "forced_count": self.forced_count,
+            "stuck": self.stuck,
         }
 
 
@@ -324,6 +328,10 @@ class MuteBody(StrictBody):
     on: bool
 
 
+class FaultBody(StrictBody):
+    stuck: bool
+
+
 class NoiseBody(StrictBody):
     hex: str = Field(min_length=2, max_length=8192)
 
@@ -382,6 +390,24 @@ def routes(devices: Mapping[str, SimDevice]) -> list[web.RouteDef]:
         body = await read_body(request, ContactBody)
         return web.json_response(bus.set_contact(board, channel, body.open))
 
+    async def post_channel_fault(request: web.Request) -> web.Response:
+        bus = bus_of(request)
+        board = board_of(request, bus)
+        channel = int_in_path(request, "channel")
+        ch = bus.boards[board].channels.get(channel)
+        if ch is None:
+            raise json_error(
+                web.HTTPNotFound, f"board {board} on {bus.id} has no channel {channel}"
+            )
+        body = await read_body(request, FaultBody)
+        ch.stuck = body.stuck
+        log.info(
+            "%s: board %d lock %d %s", bus.id, board, channel, "stuck" if body.stuck else "freed"
+        )
+        return web.json_response(
+            {"board": board, "channel": channel, **ch.snapshot(time.monotonic())}
+        )
+
     async def post_door_contact(request: web.Request) -> web.Response:
         door_id = request.match_info["id"]
         bus = door_bus.get(door_id)
@@ -397,6 +423,7 @@ def routes(devices: Mapping[str, SimDevice]) -> list[web.RouteDef]:
         web.post("/lockbus/{id}/boards/{board}/mute", post_mute),
         web.post("/lockbus/{id}/noise", post_noise),
         web.post("/lockbus/{id}/boards/{board}/channels/{channel}/contact", post_channel_contact),
+        web.post("/lockbus/{id}/boards/{board}/channels/{channel}/fault", post_channel_fault),
         web.post("/doors/{id}/contact", post_door_contact),
     ]
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from shopgate_sim import lockbus, scanner
+from shopgate_sim import lockbus, printer, scanner, vending
 from shopgate_sim.device import DeviceKind
 
 KINDS: dict[str, DeviceKind] = {
     "lockbus": lockbus.KIND,
     "scanner": scanner.KIND,
-    # "printer": printer.KIND,   (ESC/POS over TCP 9100: a later issue)
-    # "vending": vending.KIND,   (VMC on RS232: a later issue)
+    "printer": printer.KIND,
+    "vending": vending.KIND,
 }

@@ -131,6 +131,9 @@ class FakePlatform:
         self.token = token
         self.orders: dict[str, FakeOrder] = {}
         self.calls: list[Call] = []
+        # Stock as the platform shows it per SKU, and every (sku, qty) it was told, in order.
+        self.stock: dict[str, int] = {}
+        self.stock_log: list[tuple[str, int]] = []
         self._fail: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -187,6 +190,22 @@ class FakePlatform:
         async with asyncio.timeout(within_s), self._new_call:
             await self._new_call.wait_for(lambda: len(self.calls_of(kind)) >= count)
         return self.calls_of(kind)[count - 1]
+
+    async def wait_for_stock(self, sku: str, qty: int, within_s: float = 5.0) -> None:
+        """Wait until the platform shows `qty` for `sku`."""
+        async with asyncio.timeout(within_s), self._new_call:
+            await self._new_call.wait_for(lambda: self.stock.get(sku) == qty)
+
+    def stock_calls_of(self, sku: str) -> list[int]:
+        """Every quantity the platform was told for `sku`, in order."""
+        return [q for s, q in self.stock_log if s == sku]
+
+    async def _apply_stock(self, lines: list[tuple[str, int]]) -> None:
+        async with self._new_call:
+            for sku, qty in lines:
+                self.stock[sku] = qty
+                self.stock_log.append((sku, qty))
+            self._new_call.notify_all()
 
     # -- pushes to the hub ----------------------------------------------------------------
 
@@ -367,6 +386,11 @@ class FakePlatform:
         if await self._record(Call(kind, params, ok, request.path)):
             error = {"code": 703 if not ok else 808, "msg": "签名验证错误" if not ok else "busy"}
             return web.json_response({"data": "ng", "error": error})
+        if kind == "update_stock":
+            try:
+                await self._apply_stock(meituan_stock(params))
+            except (ValueError, KeyError, TypeError) as e:
+                return web.json_response({"data": "ng", "error": {"code": 1, "msg": str(e)}})
         return web.json_response({"data": "ok"})
 
     async def _eleme_api(self, request: web.Request) -> web.Response:
@@ -384,6 +408,11 @@ class FakePlatform:
         reply: dict[str, Any] = {"errno": 0, "error": "success", "data": ""}
         if await self._record(Call(kind, {**params, "body": body}, ok, request.path)):
             reply = {"errno": 20253 if not ok else 1, "error": "sign error" if not ok else "busy"}
+        elif kind == "update_stock":
+            try:
+                await self._apply_stock(eleme_stock(body))
+            except (ValueError, KeyError, TypeError) as e:
+                reply = {"errno": 1, "error": f"bad stock: {e}", "data": ""}
         elif kind == "fetch_order":
             order = self.orders.get(str(body.get("order_id")))
             if order is None:
@@ -447,6 +476,12 @@ class FakePlatform:
             inner = {"code": "-1", "msg": "busy", "result": None}
             return web.json_response({"code": "0", "msg": "ok", "data": json.dumps(inner)})
         result: Any = True
+        if kind == "update_stock":
+            try:
+                await self._apply_stock(jddj_stock(body, self.token))
+            except (ValueError, KeyError, TypeError) as e:
+                inner = {"code": "1", "msg": f"bad stock: {e}", "result": None}
+                return web.json_response({"code": "0", "msg": "ok", "data": json.dumps(inner)})
         if kind == "fetch_order":
             order = self.orders.get(str(body.get("orderId")))
             result = {"resultList": [self._jddj_order(order)] if order else [], "totalCount": 1}
@@ -508,6 +543,11 @@ class FakePlatform:
             code, msg = (40004, "签名错误") if not ok else (50002, "busy")
             return web.json_response({"code": code, "msg": msg, "sub_code": "isv.sign", "data": {}})
         data: Any = {}
+        if kind == "update_stock":
+            try:
+                await self._apply_stock(douyin_stock(args))
+            except (ValueError, KeyError, TypeError) as e:
+                return web.json_response({"code": 40001, "msg": f"bad stock: {e}", "data": {}})
         if kind == "fetch_order":
             order = self.orders.get(str(args.get("shop_order_id")))
             data = {"shop_order_detail": self._douyin_order(order)} if order else {}
@@ -533,6 +573,80 @@ class FakePlatform:
                 for n, i in enumerate(order.items)
             ],
         }
+
+
+# -- each platform's stock call, read as its documentation states it ----------------------
+# Each returns [(sku, qty), ...] or raises ValueError for a call the platform would refuse.
+
+
+def _whole(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def meituan_stock(params: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """retail/sku/stock: app_poi_code, food_data = JSON [{app_food_code, skus: [{sku_id,
+    stock (a string)}]}], up to 200 products."""
+    if not params.get("app_poi_code"):
+        raise ValueError("app_poi_code is missing")
+    food = json.loads(params["food_data"])
+    if not isinstance(food, list) or not 0 < len(food) <= 200:
+        raise ValueError("food_data must list 1-200 products")
+    out = []
+    for f in food:
+        if not f["app_food_code"]:
+            raise ValueError("app_food_code is missing")
+        for sku in f["skus"]:
+            if not isinstance(sku["stock"], str):
+                raise ValueError("stock must be a string")
+            out.append((str(sku["sku_id"]), _whole(sku["stock"], "stock")))
+    return out
+
+
+def eleme_stock(body: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """sku.stock.update.batch: shop_id, and custom_sku_id or upc = "id:qty;id:qty",
+    up to 100."""
+    if not body.get("shop_id"):
+        raise ValueError("shop_id is missing")
+    out = []
+    for key in ("custom_sku_id", "upc", "sku_id"):
+        for pair in filter(None, str(body.get(key, "")).split(";")):
+            sku, _, qty = pair.rpartition(":")
+            if not sku:
+                raise ValueError(f"{key} pairs are id:stock, got {pair!r}")
+            out.append((sku, _whole(qty, key)))
+    if not 0 < len(out) <= 100:
+        raise ValueError("1-100 SKUs per call")
+    return out
+
+
+def jddj_stock(body: Mapping[str, Any], token: str) -> list[tuple[str, int]]:
+    """stock/batchUpdateCurrentQtys: outStationNo, userPin, skuStockList = [{outSkuId,
+    stockQty}], up to 50."""
+    if not body.get("outStationNo") or not body.get("userPin"):
+        raise ValueError("outStationNo and userPin are required")
+    lines = body["skuStockList"]
+    if not isinstance(lines, list) or not 0 < len(lines) <= 50:
+        raise ValueError("skuStockList must list 1-50 SKUs")
+    out = []
+    for line in lines:
+        if not isinstance(line["stockQty"], int):
+            raise ValueError("stockQty must be a number")
+        out.append((str(line["outSkuId"]), _whole(line["stockQty"], "stockQty")))
+    return out
+
+
+def douyin_stock(args: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """sku.syncStock: one SKU by code (or sku_id), stock_num, incremental false = set."""
+    if args.get("incremental") is not False:
+        raise ValueError("incremental must be false to set the stock")
+    sku = args.get("code") or args.get("sku_id")
+    if not sku:
+        raise ValueError("code or sku_id is required")
+    if not isinstance(args.get("stock_num"), int):
+        raise ValueError("stock_num must be a number")
+    return [(str(sku), _whole(args["stock_num"], "stock_num"))]
 
 
 async def _json_or_text(resp: aiohttp.ClientResponse) -> Any:

@@ -347,3 +347,51 @@ async def test_the_database_refuses_two_pending_orders_with_one_code(env: Env) -
     with pytest.raises(IntegrityError):
         async with env.db.write() as conn:
             await conn.execute(orders_table.insert().values(id="c", platform_order_id="c", **row))
+
+
+async def test_a_rush_of_pushes_is_stored_in_few_transactions_each_order_once(env: Env) -> None:
+    """A lunch rush: 60 orders pushed at once, 20 of them pushed twice. Every order is
+    stored once with its own code, its log line and its confirm call, heard once by the
+    listeners, and the rush shares writes (one commit is one fsync on SQLite)."""
+    from sqlalchemy import event, func, select
+
+    from cloud.db.tables import order_log, platform_calls
+
+    inserts = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        nonlocal inserts
+        inserts += statement.startswith("INSERT INTO orders ")
+
+    event.listen(env.db.engine.sync_engine, "before_cursor_execute", count)
+    heard: list[str] = []
+
+    async def listener(order: Any, kind: str) -> None:
+        heard.append(order.id)
+
+    async with env.service() as service:
+        service.on_change(listener)
+        pushes = [new_push(str(2000 + i)) for i in range(60)] + [
+            new_push(str(2000 + i)) for i in range(20)
+        ]
+        stored = await asyncio.gather(*(service.ingest(p, source="meituan:push") for p in pushes))
+        stored_orders = [s for s in stored if s is not None]
+        assert len(stored_orders) == 80
+        by_id = {s.id: s for s in stored_orders[:60]}
+        assert len(by_id) == 60
+        # A repeated push answers with the order as first stored, code included.
+        for s in stored_orders[60:]:
+            assert s.pickup_code == by_id[s.id].pickup_code
+        codes = [s.pickup_code for s in by_id.values()]
+        assert len(set(codes)) == 60
+        assert sorted(heard) == sorted(by_id)
+        async with env.db.read() as conn:
+            rows = (await conn.execute(select(func.count()).select_from(orders_table))).scalar()
+            created = select(func.count()).where(order_log.c.from_status.is_(None))
+            logs = (await conn.execute(created)).scalar()
+            calls = await conn.execute(
+                select(func.count()).where(platform_calls.c.kind == "confirm_order")
+            )
+            assert (rows, logs, calls.scalar()) == (60, 60, 60)
+    event.remove(env.db.engine.sync_engine, "before_cursor_execute", count)
+    assert inserts < 20, f"{inserts} order inserts for 60 orders: they were not grouped"

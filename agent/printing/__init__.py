@@ -1,0 +1,1 @@
+"""What the store prints: pick slips, receipts and labels, laid out as ESC/POS jobs."""

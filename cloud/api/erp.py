@@ -1,0 +1,274 @@
+"""The ERP sync on the application, and its routes.
+
+    erp.attach(app)        # in create_app: routes now; clients, outbox and sync at startup
+
+- `GET /api/v1/erp/failures`: ERP pushes not sent, with the ERP's reason (waiting to
+  retry, failed, unsupported), of every store the caller may read.
+- `GET /api/v1/stores/{store}/erp/failures`: the same, for one store.
+- `POST /api/v1/stores/{store}/erp/products`: push the store's products to its ERP in
+  one go (the hub catalog, or `{"products": [{barcode, name, price, cost?}]}` in fen).
+
+At startup the ERP clients are made from hub.yaml (erp:), the outbox worker starts, and
+the sync listens to the order service, the event ingest and the stock ledger; the stock
+poller runs for stores whose ERP is right about stock (stores[].erp.stock_source: erp).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from cloud.api.appkeys import CONFIG, DB, PRINCIPAL, STOCK_LEDGER
+from cloud.api.auth import require
+from cloud.api.errors import ApiError
+from cloud.api.events import EVENT_HOOKS
+from cloud.api.orders import ORDER_SERVICE
+from cloud.config import HubConfig
+from cloud.erp.base import ErpClient, ErpError, Product
+from cloud.erp.jst import JstClient
+from cloud.erp.outbox import ErpOutbox
+from cloud.erp.sync import ErpSync
+from cloud.erp.wdt import WdtClient
+
+log = logging.getLogger("cloud.api.erp")
+
+ERP_SYNC = web.AppKey("erp_sync", ErpSync)
+FAILURES_PATH = "/api/v1/erp/failures"
+STORE_FAILURES_PATH = "/api/v1/stores/{store}/erp/failures"
+PRODUCTS_PATH = "/api/v1/stores/{store}/erp/products"
+MAX_PRODUCTS = 5000
+
+
+def make_clients(cfg: HubConfig) -> dict[str, ErpClient]:
+    clients: dict[str, ErpClient] = {}
+    if cfg.erp.wdt is not None:
+        clients["wdt"] = WdtClient(cfg.erp.wdt)
+    if cfg.erp.jst is not None:
+        clients["jst"] = JstClient(cfg.erp.jst)
+    return clients
+
+
+def attach(app: web.Application) -> None:
+    """Add the routes; start the ERP sync with the application, stop it at cleanup."""
+    app.router.add_get(FAILURES_PATH, all_failures)
+    app.router.add_get(STORE_FAILURES_PATH, store_failures)
+    app.router.add_post(PRODUCTS_PATH, push_products)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+
+
+async def _start(app: web.Application) -> None:
+    cfg = app[CONFIG]
+    clients = make_clients(cfg)
+    ledger = app[STOCK_LEDGER]
+    sync_cfg = cfg.erp.sync
+    outbox = ErpOutbox(
+        app[DB],
+        clients,
+        retry_base_s=sync_cfg.retry_base_seconds,
+        retry_max_s=sync_cfg.retry_max_seconds,
+        max_refusals=sync_cfg.max_refusals,
+    )
+    sync = ErpSync(cfg, app[DB], outbox, ledger, clients)
+    outbox.stock_reader = sync.stock_reader
+    app[ERP_SYNC] = sync
+    service = app.get(ORDER_SERVICE)
+    if service is not None and hasattr(service, "on_change"):
+        service.on_change(sync.on_order_change)
+    app[EVENT_HOOKS].append(sync.on_events)
+    ledger.on_change(sync.on_stock_change)
+    await outbox.start()
+    await sync.start_polling()
+
+
+async def _stop(app: web.Application) -> None:
+    sync = app.get(ERP_SYNC)
+    if sync is None:
+        return
+    await sync.stop_polling()
+    await sync.outbox.stop()
+    for client in sync.clients.values():
+        await client.close()
+
+
+def _sync(request: web.Request) -> ErpSync:
+    sync = request.app.get(ERP_SYNC)
+    if sync is None:
+        raise ApiError(503, "unavailable", "the ERP sync is not running")
+    return sync
+
+
+async def all_failures(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    found = await _sync(request).outbox.failures()
+    mine = [f for f in found if principal.can_read(f["store"])]
+    return web.json_response({"failures": [_failure(f) for f in mine]})
+
+
+async def store_failures(request: web.Request) -> web.Response:
+    store = request.match_info["store"]
+    require(request, store, write=False)
+    found = await _sync(request).outbox.failures(store)
+    return web.json_response({"failures": [_failure(f) for f in found]})
+
+
+def _failure(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "key": row["key"],
+        "erp": row["erp"],
+        "store": row["store"],
+        "kind": row["kind"],
+        "ref": row["ref"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "error": row["error"],
+        "next_try": row["next_try"] if row["status"] == "pending" else None,
+        "since": row["created_at"],
+    }
+
+
+async def push_products(request: web.Request) -> web.Response:
+    store = request.match_info["store"]
+    # The owner's action: whoever may read the store (its merchant, or the store).
+    require(request, store, write=False)
+    products = await _products_from(request)
+    try:
+        queued, count = await _sync(request).push_products(store, products)
+    except ErpError as e:
+        raise ApiError(409, "no_erp", str(e)) from None
+    return web.json_response({"queued": queued, "products": count}, status=202)
+
+
+async def _products_from(request: web.Request) -> list[Product] | None:
+    if not request.can_read_body:
+        return None
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "bad_request", "the body is not JSON") from None
+    if not isinstance(body, dict) or "products" not in body:
+        return None
+    raw = body["products"]
+    if not isinstance(raw, list) or len(raw) > MAX_PRODUCTS:
+        raise ApiError(400, "bad_request", f"products must be a list of at most {MAX_PRODUCTS}")
+    out: list[Product] = []
+    for i, item in enumerate(raw):
+        try:
+            product = Product.from_json(item)
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(
+                400,
+                "bad_request",
+                f"products[{i}] needs barcode, name and price (fen, a whole number)",
+                index=i,
+            ) from None
+        if not product.barcode or product.price < 0:
+            raise ApiError(400, "bad_request", f"products[{i}]: empty barcode or price < 0")
+        out.append(product)
+    return out
+
+
+_FAILURE = {
+    "type": "object",
+    "required": ["key", "erp", "store", "kind", "ref", "status", "attempts", "error"],
+    "properties": {
+        "key": {"type": "string", "examples": ["wdt:trade:meituan-1001"]},
+        "erp": {"type": "string", "enum": ["wdt", "jst"]},
+        "store": {"type": "string"},
+        "kind": {
+            "type": "string",
+            "enum": ["sales_order", "refund_order", "expenses", "products", "stock_upload"],
+        },
+        "ref": {"type": "string", "description": "The order, sale or item it is about."},
+        "status": {
+            "type": "string",
+            "enum": ["pending", "failed", "unsupported"],
+            "description": "pending: retried at next_try; failed: refused too often, "
+            "given up; unsupported: the ERP has no API for it.",
+        },
+        "attempts": {"type": "integer"},
+        "error": {"type": "string", "description": "The last reason (the ERP's message)."},
+        "next_try": {"type": ["string", "null"], "format": "date-time"},
+        "since": {"type": "string", "format": "date-time"},
+    },
+}
+OPENAPI_SCHEMAS = {
+    "ErpFailures": {
+        "type": "object",
+        "required": ["failures"],
+        "properties": {
+            "failures": {"type": "array", "items": {"$ref": "#/components/schemas/ErpFailure"}}
+        },
+    },
+    "ErpFailure": _FAILURE,
+}
+_FAILURES_OK = {
+    "description": "Newest first.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErpFailures"}}},
+}
+OPENAPI = {
+    f"GET {FAILURES_PATH}": {
+        "tags": ["erp"],
+        "operationId": "listErpFailures",
+        "summary": "ERP pushes not sent, with the reason, of every store the caller reads",
+        "responses": {"200": _FAILURES_OK},
+    },
+    f"GET {STORE_FAILURES_PATH}": {
+        "tags": ["erp"],
+        "operationId": "listStoreErpFailures",
+        "summary": "A store's ERP pushes not sent, with the reason",
+        "responses": {"200": _FAILURES_OK},
+    },
+    f"POST {PRODUCTS_PATH}": {
+        "tags": ["erp"],
+        "operationId": "pushProductsToErp",
+        "summary": "Push the store's products to its ERP in one go",
+        "description": "Without a body, the store's hub catalog is pushed. The same list "
+        "pushed twice is queued once. Prices in fen.",
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "products": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["barcode", "name", "price"],
+                                    "properties": {
+                                        "barcode": {"type": "string"},
+                                        "name": {"type": "string"},
+                                        "price": {"type": "integer", "minimum": 0},
+                                        "cost": {"type": ["integer", "null"]},
+                                    },
+                                },
+                            }
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "202": {
+                "description": "Queued (or already queued: `queued` false).",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "queued": {"type": "boolean"},
+                                "products": {"type": "integer"},
+                            },
+                        }
+                    }
+                },
+            },
+            "400": {"description": "A bad product list."},
+            "409": {"description": "The store has no ERP configured."},
+        },
+    },
+}

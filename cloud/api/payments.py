@@ -1,0 +1,408 @@
+"""Self-checkout payments over HTTP (issue 6).
+
+Store side (the store's bearer token):
+- `POST /api/v1/stores/{store}/payments` {checkout, cart, amount, items, ttl_seconds?}
+  -> 201 {payment: {...}, qr_url}: the URL the checkout shows as a QR.
+- `GET  /api/v1/stores/{store}/payments/{payment}` -> {payment} (the merchant may read too).
+- `POST /api/v1/stores/{store}/payments/{payment}/cancel` -> {payment}; 409 if paid.
+
+Customer and provider side (no token):
+- `GET  /pay/{payment}`: what the QR opens. It stands in for the payment provider's
+  cashier (WeChat Pay / Alipay): amount, items and, with `payments.demo`, a 确认支付
+  button (`POST /pay/{payment}/confirm`) that marks it paid with no money moving.
+- `POST /api/v1/payments/{payment}/notify`: the provider's asynchronous notification,
+  HMAC-signed (cloud/payments/notify.py). A real provider's notify URL points here (or
+  at an adapter that verifies the provider's own signature and calls the same confirm).
+  Every call is recorded in `payment_notifications`, refused ones with why.
+
+Confirming marks the payment paid once and sends the store the signed `checkout.paid`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from cloud.api.appkeys import CONFIG, DB
+from cloud.api.auth import public, require
+from cloud.api.errors import ApiError
+from cloud.bus import BUS
+from cloud.payments.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, NotifyError, verify
+from cloud.payments.page import PAY_PAGE
+from cloud.payments.service import Payment, PaymentRefused, Payments, to_fen
+
+log = logging.getLogger("cloud.api.payments")
+
+PAYMENTS = web.AppKey("payments", Payments)
+MAX_ITEMS = 200
+MAX_NOTIFY_BYTES = 16 * 1024
+STATUS_TEXT = {
+    "paid": "支付成功，请回到收银台取小票",
+    "cancelled": "该订单已取消",
+    "expired": "付款已超时，请在收银台重新付款",
+}
+
+
+def add_routes(app: web.Application) -> None:
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    app.router.add_post("/api/v1/stores/{store}/payments", create_payment)
+    app.router.add_get("/api/v1/stores/{store}/payments/{payment}", get_payment)
+    app.router.add_post("/api/v1/stores/{store}/payments/{payment}/cancel", cancel_payment)
+    app.router.add_post("/api/v1/payments/{payment}/notify", notify)
+    app.router.add_get("/pay/{payment}", pay_page)
+    app.router.add_post("/pay/{payment}/confirm", demo_confirm)
+
+
+async def _start(app: web.Application) -> None:
+    app[PAYMENTS] = Payments(app[DB], app[CONFIG].payments, bus_of=lambda: app.get(BUS))
+    if app.get(BUS) is not None:
+        await app[PAYMENTS].resume()
+
+
+async def _stop(app: web.Application) -> None:
+    if PAYMENTS in app:
+        await app[PAYMENTS].stop()
+
+
+def _body_error(message: str) -> ApiError:
+    return ApiError(400, "bad_request", message)
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    store = request.match_info["store"]
+    require(request, store, write=True)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _body_error("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _body_error("the body must be an object")
+    cfg = request.app[CONFIG].payments
+    checkout, cart = body.get("checkout"), body.get("cart")
+    for name, value in (("checkout", checkout), ("cart", cart)):
+        if not isinstance(value, str) or not 0 < len(value) <= 64:
+            raise _body_error(f"{name} must be a string of 1-64 characters")
+    try:
+        amount_fen = to_fen(body.get("amount"))
+    except ValueError as e:
+        raise _body_error(str(e)) from None
+    if amount_fen > round(cfg.max_amount * 100):
+        raise _body_error(f"amount is over the hub's limit of {cfg.max_amount:.2f}")
+    items = _items(body.get("items"))
+    if sum(round(i["price"] * 100) * i["qty"] for i in items) != amount_fen:
+        raise _body_error("amount is not the sum of the items' price × qty")
+    ttl = body.get("ttl_seconds")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 30):
+        raise _body_error("ttl_seconds must be a whole number of seconds, at least 30")
+    payment = await request.app[PAYMENTS].create(
+        store, checkout=checkout, cart=cart, amount_fen=amount_fen, items=items, ttl_s=ttl
+    )
+    return web.json_response(
+        {"payment": payment.to_json(), "qr_url": _base_url(request) + f"/pay/{payment.id}"},
+        status=201,
+    )
+
+
+def _items(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_ITEMS:
+        raise _body_error(f"items must be a list of 1-{MAX_ITEMS} items")
+    out = []
+    for n, it in enumerate(raw):
+        if not isinstance(it, dict):
+            raise _body_error(f"items[{n}] must be an object")
+        qty, price = it.get("qty"), it.get("price")
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
+            raise _body_error(f"items[{n}].qty must be a whole number, at least 1")
+        try:
+            to_fen(price)
+        except ValueError as e:
+            raise _body_error(f"items[{n}].price: {e}") from None
+        out.append(
+            {
+                "barcode": str(it.get("barcode", ""))[:64],
+                "name": str(it.get("name", ""))[:200],
+                "qty": qty,
+                "price": price,
+            }
+        )
+    return out
+
+
+def _base_url(request: web.Request) -> str:
+    public_url = request.app[CONFIG].http.public_url
+    return (public_url or f"{request.scheme}://{request.host}").rstrip("/")
+
+
+async def _store_payment(request: web.Request, *, write: bool) -> Payment:
+    store = request.match_info["store"]
+    require(request, store, write=write)
+    payment = await request.app[PAYMENTS].get(request.match_info["payment"])
+    if payment is None or payment.store != store:
+        raise ApiError(404, "not_found", "no such payment for this store")
+    return payment
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    payment = await _store_payment(request, write=False)
+    return web.json_response({"payment": payment.to_json()})
+
+
+async def cancel_payment(request: web.Request) -> web.Response:
+    payment = await _store_payment(request, write=True)
+    try:
+        payment = await request.app[PAYMENTS].cancel(payment.id, payment.store)
+    except PaymentRefused as e:
+        raise ApiError(e.status, e.code, e.message) from None
+    return web.json_response({"payment": payment.to_json()})
+
+
+@public
+async def notify(request: web.Request) -> web.Response:
+    payments = request.app[PAYMENTS]
+    cfg = request.app[CONFIG].payments
+    payment_id = request.match_info["payment"]
+    body = await request.content.read(MAX_NOTIFY_BYTES + 1)
+    peer = request.remote or ""
+
+    async def refuse(status: int, code: str, message: str) -> web.Response:
+        await payments.record_notification(payment_id, ok=False, outcome=code, peer=peer, body=body)
+        log.warning("payment notification refused", extra={"payment": payment_id, "why": code})
+        raise ApiError(status, code, message)
+
+    if len(body) > MAX_NOTIFY_BYTES:
+        return await refuse(413, "too_large", "the notification is too large")
+    try:
+        note = verify(
+            cfg.notify_secret,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            body,
+            now=time.time(),
+            skew=cfg.notify_skew_seconds,
+        )
+    except NotifyError as e:
+        status = 503 if e.code == "not_configured" else 401 if "sign" in e.code else 400
+        return await refuse(status, e.code, e.message)
+    if note.payment != payment_id:
+        return await refuse(400, "bad_body", "the body names another payment")
+    if note.status != "SUCCESS":
+        # Failed or closed trades need nothing from the hub: the payment stays pending
+        # and expires. Recorded, and acknowledged so the provider stops resending.
+        await payments.record_notification(
+            payment_id, ok=True, outcome=f"status_{note.status[:20]}", peer=peer, body=body
+        )
+        return web.json_response({"code": "SUCCESS"})
+    try:
+        fen = to_fen(note.amount)
+        _, first = await payments.confirm(
+            payment_id, amount_fen=fen, method=note.method, ref=note.transaction_id or None
+        )
+    except ValueError as e:
+        return await refuse(400, "bad_body", str(e))
+    except PaymentRefused as e:
+        return await refuse(e.status, e.code, e.message)
+    await payments.record_notification(
+        payment_id, ok=True, outcome="paid" if first else "already_paid", peer=peer, body=body
+    )
+    return web.json_response({"code": "SUCCESS"})
+
+
+@public
+async def pay_page(request: web.Request) -> web.Response:
+    payment = await request.app[PAYMENTS].get(request.match_info["payment"])
+    if payment is None:
+        return _page(request, "付款", None, status=404, message="没有这笔付款，请在收银台重新扫码")
+    return _page(request, "扫码付款", payment)
+
+
+@public
+async def demo_confirm(request: web.Request) -> web.Response:
+    if not request.app[CONFIG].payments.demo:
+        raise ApiError(404, "not_found", "the demo payment page is off on this hub")
+    payments = request.app[PAYMENTS]
+    payment = await payments.get(request.match_info["payment"])
+    if payment is None:
+        return _page(request, "付款", None, status=404, message="没有这笔付款，请在收银台重新扫码")
+    try:
+        payment, _ = await payments.confirm(
+            payment.id, amount_fen=payment.amount_fen, method="demo", ref=None
+        )
+    except PaymentRefused as e:
+        refused = await payments.get(payment.id)
+        return _page(request, "扫码付款", refused, status=e.status)
+    return _page(request, "扫码付款", payment)
+
+
+def _page(
+    request: web.Request,
+    title: str,
+    payment: Payment | None,
+    *,
+    status: int = 200,
+    message: str = "",
+) -> web.Response:
+    if payment is None:
+        html = f"<!doctype html><meta charset=utf-8><title>{title}</title><p>{message}</p>"
+    else:
+        html = PAY_PAGE.render(
+            title=title,
+            payment=payment.to_json() | {"amount": payment.amount},
+            status_text=STATUS_TEXT.get(payment.status, payment.status),
+            demo=request.app[CONFIG].payments.demo,
+        )
+    response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --- OpenAPI (cloud/api/openapi.py collects it) -------------------------------------------
+
+_ITEM = {
+    "type": "object",
+    "required": ["qty", "price"],
+    "properties": {
+        "barcode": {"type": "string"},
+        "name": {"type": "string"},
+        "qty": {"type": "integer", "minimum": 1},
+        "price": {"type": "number", "description": "Yuan, 2 decimals."},
+    },
+}
+OPENAPI_SCHEMAS = {
+    "Payment": {
+        "type": "object",
+        "required": ["id", "store", "checkout", "cart", "amount", "items", "status"],
+        "properties": {
+            "id": {"type": "string"},
+            "store": {"type": "string"},
+            "checkout": {"type": "string"},
+            "cart": {"type": "string"},
+            "amount": {"type": "number", "description": "Yuan, 2 decimals."},
+            "items": {"type": "array", "items": _ITEM},
+            "status": {"type": "string", "enum": ["pending", "paid", "cancelled", "expired"]},
+            "created_at": {"type": "string"},
+            "expires_at": {"type": "string"},
+            "paid_at": {"type": ["string", "null"]},
+            "method": {"type": ["string", "null"]},
+            "delivery": {
+                "type": ["string", "null"],
+                "description": "checkout.paid to the store: sending, acked, refused, "
+                "no_reply or unsent.",
+            },
+        },
+    },
+}
+
+
+def _payment_ok(description: str, *, qr: bool = False) -> dict[str, Any]:
+    props: dict[str, Any] = {"payment": {"$ref": "#/components/schemas/Payment"}}
+    if qr:
+        props["qr_url"] = {"type": "string", "description": "What the checkout shows as a QR."}
+    schema = {"type": "object", "required": list(props), "properties": props}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+OPENAPI = {
+    "POST /api/v1/stores/{store}/payments": {
+        "tags": ["payments"],
+        "operationId": "createPayment",
+        "summary": "A self-checkout asks for a payment of its cart",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["checkout", "cart", "amount", "items"],
+                        "properties": {
+                            "checkout": {"type": "string"},
+                            "cart": {"type": "string"},
+                            "amount": {"type": "number", "description": "Sum of price × qty."},
+                            "items": {"type": "array", "items": _ITEM},
+                            "ttl_seconds": {"type": "integer", "minimum": 30},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "201": _payment_ok("The payment, pending.", qr=True),
+            "400": _error("Not a payment request; the message says why."),
+        },
+    },
+    "GET /api/v1/stores/{store}/payments/{payment}": {
+        "tags": ["payments"],
+        "operationId": "getPayment",
+        "summary": "One payment of the store, with its status",
+        "responses": {
+            "200": _payment_ok("The payment."),
+            "404": _error("No such payment for this store."),
+        },
+    },
+    "POST /api/v1/stores/{store}/payments/{payment}/cancel": {
+        "tags": ["payments"],
+        "operationId": "cancelPayment",
+        "summary": "The checkout gave up on the cart: the payment can no longer be paid",
+        "responses": {
+            "200": _payment_ok("The payment, cancelled (or expired)."),
+            "404": _error("No such payment for this store."),
+            "409": _error("already_paid: the customer has paid."),
+        },
+    },
+    "POST /api/v1/payments/{payment}/notify": {
+        "tags": ["payments"],
+        "operationId": "notifyPayment",
+        "summary": "The payment provider's notification that the customer paid",
+        "description": "Signed: X-Shopgate-Timestamp (Unix seconds) and X-Shopgate-Signature "
+        "(sha256=hex HMAC-SHA256 of timestamp + '.' + body with payments.notify_secret). "
+        "Every call is recorded. Marks the payment paid once and sends checkout.paid to "
+        "the store; a repeat answers SUCCESS and changes nothing.",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["payment", "amount", "status"],
+                        "properties": {
+                            "payment": {"type": "string"},
+                            "amount": {"type": "number"},
+                            "status": {"type": "string", "description": "SUCCESS when paid."},
+                            "transaction_id": {"type": "string"},
+                            "method": {"type": "string"},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "Taken (also when already paid).",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"code": {"type": "string", "enum": ["SUCCESS"]}},
+                        }
+                    }
+                },
+            },
+            "400": _error("Bad body, stale timestamp or an amount other than the payment's."),
+            "401": _error("Unsigned or badly signed."),
+            "404": _error("No such payment."),
+            "409": _error("The payment expired or was cancelled."),
+            "503": _error("The hub has no notify secret configured."),
+        },
+    },
+}

@@ -1,0 +1,1 @@
+"""ERP sync: sales, refunds, fees, products and stock to and from the store's ERP."""

@@ -1,0 +1,115 @@
+"""Rendering the owner dashboard: Jinja2 templates (autoescaped) with its CSS inlined.
+
+As on the entry pages (pages.py), the CSS is inlined and its hash put in the
+Content-Security-Policy, which then allows no script at all, no other style and no
+outside resource; the dashboard needs none (its chart is inline SVG).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from cloud.web.dashboard_data import CHINA, money
+
+HERE = Path(__file__).parent
+TEMPLATES = (
+    "dashboard_login.html",
+    "dashboard_stores.html",
+    "dashboard_store.html",
+    "dashboard_message.html",
+)
+CSS_FILE = "dashboard.css"
+
+
+def local_time(text: str | None, fmt: str = "%m-%d %H:%M") -> str:
+    """A stored UTC time as China time ("01-02 11:04"); "—" when absent."""
+    if not text:
+        return "—"
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return when.astimezone(CHINA).strftime(fmt)
+
+
+REASONS = {
+    "granted": "通过",
+    "malformed": "无法识别",
+    "bad_signature": "签名无效",
+    "unknown_key": "未知密钥",
+    "expired": "已过期",
+    "not_yet_valid": "未生效",
+    "wrong_store": "非本店",
+    "wrong_door": "非此门",
+    "wrong_scope": "权限不符",
+    "replayed": "重复使用",
+    "closed": "非营业时间",
+    "lockdown": "封锁中",
+    "blocked": "已拉黑",
+    "full": "人数已满",
+    "unknown_order": "无此订单",
+    "already_picked_up": "已取货",
+    "cancelled": "订单已取消",
+    "wrong_answer": "答案错误",
+}
+
+
+def reason(code: str) -> str:
+    """An access decision's reason code (CONTRACTS 2) in Chinese."""
+    return REASONS.get(code, code or "拒绝")
+
+
+def age(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} 小时 {rest} 分钟"
+    return f"{hours // 24} 天 {hours % 24} 小时"
+
+
+class DashboardView:
+    def __init__(self) -> None:
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["money"] = money
+        self._env.filters["local_time"] = local_time
+        self._env.filters["age"] = age
+        self._env.filters["reason"] = reason
+        self._css = ""
+        self._csp = ""
+
+    def load(self) -> None:
+        """Read the templates and the CSS (blocking: call it in a thread, once)."""
+        for name in TEMPLATES:
+            self._env.get_template(name)
+        self._css = (HERE / "static" / CSS_FILE).read_text(encoding="utf-8")
+        digest = base64.b64encode(hashlib.sha256(self._css.encode()).digest()).decode()
+        self._csp = (
+            f"default-src 'none'; style-src 'sha256-{digest}'; img-src 'self' data:; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        )
+
+    def render(self, name: str, *, status: int = 200, **context: Any) -> web.Response:
+        html = self._env.get_template(name).render(css=self._css, **context)
+        response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+        headers = response.headers
+        headers["Content-Security-Policy"] = self._csp
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        # An owner's figures: never kept by a shared cache or sent on as a Referer.
+        headers["Cache-Control"] = "no-store"
+        headers["Referrer-Policy"] = "no-referrer"
+        return response
