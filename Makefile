@@ -5,8 +5,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# chromium: the entry page's browser tests (Debian's build; no browser download)
-APT_PACKAGES := mosquitto mosquitto-clients chromium
+# chromium: the browser tests (Debian's build; no browser download); fonts-wqy-microhei:
+# Chinese captions on door posters (shopgate-agent door-qr)
+APT_PACKAGES := mosquitto mosquitto-clients chromium fonts-wqy-microhei
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup system-deps venv demo test test-all lint format bench docs clean
