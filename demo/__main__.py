@@ -14,13 +14,10 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,68 +27,13 @@ from agent.journal import Journal
 from agent.journal.view import JournalView
 from agent.services.orders import PendingOrders
 from cloud.signing import load_private_key, mint_pass, write_keypair
+from demo import scenes
+from demo.commands import Commands
 from demo.platform import StandInMeituan
 from demo.services import answer_entry_question, hub_events, hub_orders, start_broker, start_hub
+from demo.stage import BIN, REPO, RUN, STORE, Sim, Stage, say, wait_for
 
-REPO = Path(__file__).resolve().parents[1]
-RUN = Path(os.environ.get("SHOPGATE_RUN", REPO / ".run")).resolve()
-BIN = Path(sys.executable).parent
-STORE = "demo-001"
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise SystemExit(f"demo: timed out waiting for {what} (see {RUN}/*.log)")
-
-
-class Sim:
-    def __init__(self) -> None:
-        self.log = open(RUN / "sim.log", "ab")
-        control = RUN / "sim" / "control.json"
-        control.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                str(BIN / "shopgate-sim"),
-                "run",
-                "--dir",
-                str(RUN / "sim"),
-                "--control",
-                "127.0.0.1:0",
-            ],
-            stdout=self.log,
-            stderr=self.log,
-            stdin=subprocess.DEVNULL,
-        )
-        info = wait_for(
-            lambda: control.exists() and json.loads(control.read_text()), "the simulator"
-        )
-        self.url = f"http://{info['host']}:{info['port']}"
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def scan(self, code: str) -> None:
-        self.call("POST", "/scanners/scanner-front/scan", {"code": code})
-
-    def contact(self, is_open: bool) -> None:
-        self.call("POST", "/doors/front/contact", {"open": is_open})
-
-    def unlocks(self) -> int:
-        return self.call("GET", "/lockbus/lockbus-1")["boards"]["1"]["1"]["unlock_count"]
+DEMO_MERCHANT_TOKEN = "demo-merchant-token"  # hub.yaml's default SHOPGATE_MERCHANT_TOKEN
 
 
 def seed_order(code: str) -> dict[str, Any]:

@@ -56,6 +56,11 @@ class JournalView:
         rows = self._query("SELECT id, printer, kind, key, ref, status FROM print_jobs ORDER BY id")
         return [dict(r) for r in rows]
 
+    def product(self, barcode: str) -> dict[str, Any] | None:
+        """The catalogue product as the store holds it, or None."""
+        rows = self._query("SELECT body FROM products WHERE barcode = ?", (barcode,))
+        return json.loads(rows[0]["body"]) if rows else None
+
     def order_status(self, order_id: str) -> str | None:
         rows = self._query("SELECT status FROM orders WHERE id = ?", (order_id,))
         return rows[0]["status"] if rows else None
