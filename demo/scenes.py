@@ -35,11 +35,11 @@ def pick_slip(stage: Stage, order_id: str, code: str, day_seq: int) -> None:
         jobs = stage.sim.call("GET", "/printers/printer-1/jobs")
         return [j for j in jobs if code in j["qr"] and j["cut"]]
 
-    [slip] = wait_for(slips, "the pick slip on printer-1")
+    printed = wait_for(slips, "the pick slip on printer-1")
+    expect(len(printed) == 1, f"one pick slip for the order, got {len(printed)}")
+    slip = printed[0]
     done = wait_for(
-        lambda: [
-            e for e in stage.journal.events("print.done") if e["data"].get("ref") == order_id
-        ],
+        lambda: [e for e in stage.journal.events("print.done") if e["data"].get("ref") == order_id],
         "print.done for the slip",
     )
     expect(f"#{day_seq}" in slip["text"], f"the slip to show the day number #{day_seq}")
@@ -53,6 +53,10 @@ def pick_slip(stage: Stage, order_id: str, code: str, day_seq: int) -> None:
 
 def _compartment(stage: Stage, slot: int) -> dict[str, Any]:
     return stage.sim.call("GET", "/lockbus/lockbus-1")["boards"]["2"][str(slot)]
+
+
+def took_now(barcode: str | None) -> str:
+    return f"it holds {NAMES.get(barcode, barcode)}" if barcode else "it was empty"
 
 
 def locker(stage: Stage, number: int) -> None:
@@ -71,17 +75,15 @@ def locker(stage: Stage, number: int) -> None:
     )
     barcode = reply["result"]["barcode"]
     say(f"   reply: {json.dumps(reply['result'], ensure_ascii=False)}")
-    say("   -> lock board 2, channel 3 popped open (工作正常): the compartment is open")
-    [opened] = wait_for(lambda: stage.journal.events("locker.opened", seq), "locker.opened")
+    say(f"   -> lock board 2, channel 3 got OPEN and its feedback reads open ({took_now(barcode)})")
+    opened = wait_for(lambda: stage.journal.events("locker.opened", seq), "locker.opened")[0]
     stage.sim.call("POST", "/lockbus/lockbus-1/boards/2/channels/3/contact", {"open": False})
     wait_for(lambda: stage.journal.events("locker.closed", seq), "locker.closed")
     expect(_compartment(stage, 3)["locked"] is True, "the compartment to read shut")
-    took = NAMES.get(barcode, barcode) if barcode else "nothing (it was empty)"
-    say(f"   the customer takes {took} and shuts the door -> locker.closed")
+    say("   the customer takes it and shuts the compartment -> locker.closed")
     wait_for(
         lambda: any(
-            e["id"] == opened["id"]
-            for e in hub_events(stage.hub_url, STORE, stage.store_token)
+            e["id"] == opened["id"] for e in hub_events(stage.hub_url, STORE, stage.store_token)
         ),
         "locker.opened at the hub",
     )
@@ -93,10 +95,14 @@ def catalog(stage: Stage, number: int) -> str:
     say(f"{number}. 商品目录 Catalog: the owner lists the products at the hub and counts the gum")
     owner = stage.merchant_token
     hub_api(stage.hub_url, owner, "POST", f"/api/v1/stores/{STORE}/catalog", {"products": PRODUCTS})
-    say(
-        f"   POST /api/v1/stores/{STORE}/catalog with {len(PRODUCTS)} products "
-        "(the owner's merchant token); the hub sends them to the store (catalog.upsert)"
-    )
+    say(f"   POST /api/v1/stores/{STORE}/catalog with {len(PRODUCTS)} products (merchant token)")
+
+    def delivered() -> bool:
+        listed = hub_api(stage.hub_url, owner, "GET", f"/api/v1/stores/{STORE}/catalog")
+        return (listed["delivery"] or {}).get("outcome") == "acked"
+
+    wait_for(delivered, "the store to take the catalog")
+    say("   the hub sent them to the store as a signed catalog.upsert; the agent acked it")
     key = f"demo-stocktake-{int(time.time() * 1000)}"
     counted = hub_api(
         stage.hub_url,
@@ -127,7 +133,7 @@ def vending(stage: Stage, number: int) -> dict[str, Any]:
         stage.sim.call("GET", machine)["slots"]["4"]["stock"] == slots["4"]["stock"] - 1,
         "slot 4 of the machine to hold one less",
     )
-    [moved] = wait_for(lambda: stage.journal.events("stock.changed", seq), "stock.changed")
+    moved = wait_for(lambda: stage.journal.events("stock.changed", seq), "stock.changed")[0]
     expect(
         (moved["data"]["barcode"], moved["data"]["delta"], moved["data"]["reason"])
         == (GUM, -1, "vend"),
@@ -142,7 +148,7 @@ def vending(stage: Stage, number: int) -> dict[str, Any]:
         say(f"   {line}")
     reply = stage.commands.send("vend", {"machine": "vending-1", "slot": 5})
     expect(reply["ok"] and reply["result"]["result"] == "jammed", f"a jammed vend: {reply}")
-    [failed] = wait_for(lambda: stage.journal.events("vend.failed", seq), "vend.failed")
+    failed = wait_for(lambda: stage.journal.events("vend.failed", seq), "vend.failed")[0]
     refund = failed["data"]["refund"]
     expect(failed["data"]["fault"] == "jammed" and refund["amount"] > 0, "a refund request")
     expect(len(stage.journal.events("stock.changed", seq)) == 1, "no stock moved by the jam")
@@ -176,10 +182,10 @@ def stock(stage: Stage, number: int, stocktake: str, moved: dict[str, Any]) -> N
         f"one movement since the stock-take, the vend; got {since}",
     )
     say(f"   GET {path.split('?')[0]}: {item['qty']} on hand; newest entries:")
-    for entry in item["entries"][: len(since) + 1]:
+    for entry in item["entries"][: len(since) + 2]:
         say(
-            f"   {entry['delta']:+d} {entry['reason']:<7} -> {entry['qty_after']:>3}  "
-            f"({entry['source'][:40]})"
+            f"   {entry['delta']:+4d} {entry['reason']:<7} -> {entry['qty_after']:>3}  "
+            f"({entry['source']})"
         )
     say("   the vend moved it once (booked by its event id), the jammed vend not at all")
     wait_for(
@@ -190,13 +196,16 @@ def stock(stage: Stage, number: int, stocktake: str, moved: dict[str, Any]) -> N
     say(f"   Meituan was told {GUM_SKU!r} = {item['qty']} (retail/sku/stock, signed)")
 
 
-def owner_pages(stage: Stage, number: int) -> None:
+def owner_pages(stage: Stage, number: int, demo_token: str) -> None:
     say(f"{number}. 店主看板 Dashboard and API, in a browser:")
     page, url = dashboard_login(stage.hub_url, stage.merchant_token)
     expect(url.endswith(f"/dashboard/stores/{STORE}") and "演示店" in page, "the store's page")
-    say(f"   {stage.hub_url}/dashboard  (log in with the merchant token: {stage.merchant_token};")
-    say("   hub.yaml merchants, SHOPGATE_MERCHANT_TOKEN); the login lands on")
-    say(f"   {url}: 门店状态, 今日订单, 库存不足, 最近进出记录 ...")
+    # Only the demo's well-known token is shown; one set in the environment stays secret.
+    shown = demo_token if stage.merchant_token == demo_token else "$SHOPGATE_MERCHANT_TOKEN"
+    say(f"   {stage.hub_url}/dashboard  (log in with the merchant token {shown},")
+    say(f"   hub.yaml merchants); it lands on {url.removeprefix(stage.hub_url)}:")
+    say("   门店状态, 门与设备, 今日订单, 待取货, 销售额与毛利, 库存不足, 最近进出记录 ...")
     doc = openapi(stage.hub_url)
-    expect(doc.get("openapi", "").startswith("3.") and doc.get("paths"), "an OpenAPI document")
-    say(f"   {stage.hub_url}/api/v1/openapi.json  (OpenAPI {doc['openapi']}, {len(doc['paths'])} paths)")
+    expect(doc.get("openapi", "").startswith("3.") and bool(doc.get("paths")), "OpenAPI")
+    say(f"   {stage.hub_url}/api/v1/openapi.json  (the hub's API: OpenAPI {doc['openapi']},")
+    say(f"   {len(doc['paths'])} paths; open it in Swagger UI or Postman)")

@@ -178,6 +178,11 @@ class StoreCommands:
         checked = [_product(p, i) for i, p in enumerate(products)]
         await self._journal().apply([PutProduct(p) for p in checked])
         self.agent.catalog.update({p["barcode"]: p for p in checked})
+        # A product may carry the hub's count (`stock`): the store counts from it.
+        counts = {p["barcode"]: p["stock"] for p in checked if "stock" in p}
+        store = self.agent.store
+        if counts and store is not None and store.stock is not None:
+            await store.stock.set_counts(counts)
         return {"upserted": len(checked)}
 
     async def keys_set(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
@@ -247,6 +252,9 @@ def _product(raw: Any, i: int) -> dict[str, Any]:
         raise CommandError(BAD_ARGS, f"products[{i}].price must be a number >= 0")
     if "shelf" in raw and not isinstance(raw["shelf"], str):
         raise CommandError(BAD_ARGS, f"products[{i}].shelf must be a string")
+    stock = raw.get("stock")
+    if "stock" in raw and (isinstance(stock, bool) or not isinstance(stock, int)):
+        raise CommandError(BAD_ARGS, f"products[{i}].stock must be a whole number")
     return dict(raw)
 
 

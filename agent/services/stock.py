@@ -56,8 +56,12 @@ class LocalStock:
         counts = dict(self.counts)
         events: list[tuple[str, dict[str, Any]]] = []
         for m in moves:
-            after = counts.get(m.barcode, 0) + m.delta
-            counts[m.barcode] = after
+            # A barcode the store never counted (no stock-take, no `stock` in its
+            # catalog.upsert) has no known count: qty_after is null, never a made-up -1.
+            before = counts.get(m.barcode)
+            after = None if before is None else before + m.delta
+            if after is not None:
+                counts[m.barcode] = after
             data = {
                 "barcode": m.barcode,
                 "delta": m.delta,
@@ -67,12 +71,17 @@ class LocalStock:
                 **(m.extra or {}),
             }
             events.append(("stock.changed", data))
-        ops = [PutSetting(SETTING_PREFIX + b, counts[b]) for b in {m.barcode for m in moves}]
+        ops = [
+            PutSetting(SETTING_PREFIX + b, counts[b])
+            for b in {m.barcode for m in moves}
+            if b in counts
+        ]
         return events, ops
 
     def commit(self, moves: Sequence[StockMove]) -> None:
         for m in moves:
-            self.counts[m.barcode] = self.counts.get(m.barcode, 0) + m.delta
+            if m.barcode in self.counts:
+                self.counts[m.barcode] += m.delta
 
     async def move(
         self,

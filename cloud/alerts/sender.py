@@ -43,6 +43,7 @@ from cloud.alerts.messages import Queued, digest, fit_digest, single
 from cloud.alerts.tables import alert_messages, alert_queue, alert_robots
 from cloud.db.engine import Database
 from cloud.db.times import utc_text
+from cloud.worker import PollingWorker
 
 log = logging.getLogger("cloud.alerts")
 
@@ -69,7 +70,15 @@ def _parse(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-class AlertSender:
+class AlertSender(PollingWorker):
+    """stop() lets a post under way finish (up to STOP_GRACE_S). One cut off is sent again
+    once its lease runs out."""
+
+    task_name = "alert-sender"
+    logger = log
+    failure = "alerts: cannot send the queued alerts"
+    stop_grace_s = STOP_GRACE_S
+
     def __init__(
         self,
         db: Database,
@@ -82,17 +91,13 @@ class AlertSender:
         lease_s: float = LEASE_S,
         poll_s: float = POLL_S,
     ) -> None:
-        self.db = db
+        super().__init__(db, poll_s=poll_s, clock=clock)
         self.robots = dict(robots)
         self.per_minute = per_minute
         self.window = dt.timedelta(seconds=window_s)
         self.clock = clock
         self.hub = (hub or hub_name())[:100]
         self.lease = dt.timedelta(seconds=lease_s)
-        self.poll_s = poll_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._lock = asyncio.Lock()  # one round at a time in this process
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -100,28 +105,8 @@ class AlertSender:
     async def start(self) -> None:
         await self.ensure_robots()
         await self._warn_orphans()
-        if self._task is None and self.robots:
-            self._stopping = False
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="alert-sender")
-
-    async def stop(self) -> None:
-        """Let a post under way finish (up to STOP_GRACE_S). One cut off is sent again
-        once its lease runs out."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        try:
-            async with asyncio.timeout(STOP_GRACE_S):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def wake(self) -> None:
-        self._wake.set()
+        if self.robots:
+            await super().start()
 
     async def ensure_robots(self) -> None:
         if not self.robots:
@@ -162,20 +147,9 @@ class AlertSender:
                         robot_id,
                     )
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                wait = await self.run_once()
-            except Exception as e:  # the database away: try again at the next poll
-                log.error("alerts: cannot send the queued alerts: %s", e)
-                wait = self.poll_s
-            if self._stopping:
-                return
-            timeout = self.poll_s if wait is None else min(self.poll_s, max(0.05, wait))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
+    async def run_round(self) -> float:
+        wait = await self.run_once()
+        return self.poll_s if wait is None else min(self.poll_s, max(0.05, wait))
 
     # --- sending -------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ row is `failed`; a document the ERP has no API for is `unsupported`. Time comes 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -33,6 +32,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloud.db.engine import Database
+from cloud.db.leases import claim_due
 from cloud.db.tables import ERP_TABLES
 from cloud.db.times import utc_text
 from cloud.erp.base import (
@@ -47,6 +47,7 @@ from cloud.erp.base import (
     StockLevel,
     StockScope,
 )
+from cloud.worker import Clock, PollingWorker, utc_now
 
 log = logging.getLogger("cloud.erp.outbox")
 
@@ -59,13 +60,8 @@ POLL_S = 30.0
 STOP_GRACE_S = 3.0
 WAITING_S = 5.0  # a row whose `after` is not sent yet looks again this much later
 
-Clock = Callable[[], dt.datetime]
 # store, barcodes -> {barcode: quantity now}
 StockReader = Callable[[str, Collection[str]], Awaitable[Mapping[str, int]]]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +93,15 @@ class OutboxRow:
         )
 
 
-class ErpOutbox:
+class ErpOutbox(PollingWorker):
+    """stop() lets a send under way finish (up to STOP_GRACE_S); a row cut off is sent
+    again when its lease runs out."""
+
+    task_name = "erp-outbox"
+    logger = log
+    failure = "ERP outbox: cannot send what is due"
+    stop_grace_s = STOP_GRACE_S
+
     def __init__(
         self,
         db: Database,
@@ -110,17 +114,12 @@ class ErpOutbox:
         max_refusals: int = 20,
         poll_s: float = POLL_S,
     ) -> None:
-        self.db = db
+        super().__init__(
+            db, poll_s=poll_s, retry_base_s=retry_base_s, retry_max_s=retry_max_s, clock=clock
+        )
         self.clients = clients
         self.stock_reader = stock_reader
-        self._clock = clock
-        self._retry_base_s = retry_base_s
-        self._retry_max_s = retry_max_s
         self._max_refusals = max_refusals
-        self._poll_s = poll_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
 
     # -- queueing -----------------------------------------------------------------------
 
@@ -198,63 +197,13 @@ class ErpOutbox:
 
     # -- the worker ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="erp-outbox")
+    async def run_round(self) -> None:
+        while await self.run_due() and not self._stopping:
+            pass
 
-    async def stop(self) -> None:
-        """Let a send under way finish (up to STOP_GRACE_S); a row cut off is sent again
-        when its lease runs out."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        try:
-            async with asyncio.timeout(STOP_GRACE_S):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def retry_delay(self, attempts: int) -> float:
-        return min(self._retry_max_s, self._retry_base_s * 2 ** min(attempts - 1, 30))
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                while await self.run_due() and not self._stopping:
-                    pass
-            except Exception as e:  # the database away: try again at the next poll
-                log.error("ERP outbox: cannot send what is due: %s", e)
-            if self._stopping:
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(await self._until_next_due()):
-                    await self._wake.wait()
-
-    async def _until_next_due(self) -> float:
-        try:
-            async with self.db.read() as conn:
-                first = (
-                    await conn.execute(
-                        select(func.min(erp_outbox.c.next_try)).where(
-                            erp_outbox.c.status == "pending"
-                        )
-                    )
-                ).scalar()
-        except Exception:
-            return self._poll_s
-        if first is None:
-            return self._poll_s
-        due = dt.datetime.fromisoformat(first.replace("Z", "+00:00"))
-        return min(self._poll_s, max(0.0, (due - self._clock()).total_seconds()))
+    async def next_due_in(self) -> float:
+        pending = erp_outbox.c.status == "pending"
+        return await self._due_in(select(func.min(erp_outbox.c.next_try)).where(pending))
 
     async def run_due(self) -> int:
         """Send every row due now; returns how many were tried."""
@@ -301,33 +250,15 @@ class ErpOutbox:
 
     async def _claim_due(self) -> list[OutboxRow]:
         now = self._clock()
-        lease_until = utc_text(now + dt.timedelta(seconds=LEASE_S))
-        query = (
-            select(erp_outbox)
-            .where(erp_outbox.c.status == "pending", erp_outbox.c.next_try <= utc_text(now))
-            .order_by(erp_outbox.c.id)
-            .limit(BATCH)
+        rows = await claim_due(
+            self.db,
+            erp_outbox,
+            now=utc_text(now),
+            lease_until=utc_text(now + dt.timedelta(seconds=LEASE_S)),
+            order_by=[erp_outbox.c.id],
+            limit=BATCH,
         )
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        out: list[OutboxRow] = []
-        async with self.db.write() as conn:
-            rows = list((await conn.execute(query)).mappings())
-            for row in rows:
-                # The condition on next_try keeps the claim safe where SKIP LOCKED is not
-                # (two hubs on one SQLite file): only one of them moves it.
-                claimed = await conn.execute(
-                    update(erp_outbox)
-                    .where(
-                        erp_outbox.c.id == row["id"],
-                        erp_outbox.c.next_try == row["next_try"],
-                        erp_outbox.c.status == "pending",
-                    )
-                    .values(next_try=lease_until)
-                )
-                if claimed.rowcount == 1:
-                    out.append(OutboxRow.from_row(row))
-        return out
+        return [OutboxRow.from_row(row) for row in rows]
 
     async def _sent(self, key: str) -> bool:
         async with self.db.read() as conn:

@@ -16,7 +16,6 @@ make one call twice at the same time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -24,13 +23,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloud.db.engine import Database
+from cloud.db.leases import claim_due
 from cloud.db.tables import order_log, orders, platform_calls
 from cloud.db.times import now_text, utc_text
 from cloud.platforms.base import OrderRef, PlatformClient, PlatformError, StockLine
+from cloud.worker import PollingWorker
 
 log = logging.getLogger("cloud.orders.calls")
 
@@ -90,7 +91,15 @@ def _later(seconds: float) -> str:
     return utc_text(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
 
 
-class PlatformCalls:
+class PlatformCalls(PollingWorker):
+    """stop() lets the calls under way finish (up to STOP_GRACE_S), then stops. A call cut
+    off stays owed: it is tried again once its lease runs out."""
+
+    task_name = "platform-calls"
+    logger = log
+    failure = "platform calls: cannot run the due calls"
+    stop_grace_s = STOP_GRACE_S
+
     def __init__(
         self,
         db: Database,
@@ -101,72 +110,16 @@ class PlatformCalls:
         max_attempts: int = MAX_ATTEMPTS,
         poll_s: float = POLL_S,
     ) -> None:
-        self.db = db
+        super().__init__(db, poll_s=poll_s, retry_base_s=retry_base_s, retry_max_s=retry_max_s)
         self.clients = clients
-        self._retry_base_s = retry_base_s
-        self._retry_max_s = retry_max_s
         self._max_attempts = max_attempts
-        self._poll_s = poll_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="platform-calls")
+    async def run_round(self) -> None:
+        await self.run_due()
 
-    async def stop(self) -> None:
-        """Let the calls under way finish (up to STOP_GRACE_S), then stop. A call cut off
-        stays owed: it is tried again once its lease runs out."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        try:
-            async with asyncio.timeout(STOP_GRACE_S):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def retry_delay(self, attempts: int) -> float:
-        return min(self._retry_max_s, self._retry_base_s * 2 ** min(attempts - 1, 30))
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.run_due()
-            except Exception as e:  # the database away: try again at the next poll
-                log.error("platform calls: cannot run the due calls: %s", e)
-            if self._stopping:
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(await self._until_next_due()):
-                    await self._wake.wait()
-
-    async def _until_next_due(self) -> float:
-        try:
-            async with self.db.read() as conn:
-                query = select(platform_calls.c.next_try).where(
-                    platform_calls.c.status == "pending"
-                )
-                first = (
-                    await conn.execute(query.order_by(platform_calls.c.next_try).limit(1))
-                ).scalar()
-        except Exception:
-            return self._poll_s
-        if first is None:
-            return self._poll_s
-        due = dt.datetime.fromisoformat(first.replace("Z", "+00:00"))
-        wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
-        return min(self._poll_s, max(0.0, wait))
+    async def next_due_in(self) -> float:
+        pending = platform_calls.c.status == "pending"
+        return await self._due_in(select(func.min(platform_calls.c.next_try)).where(pending))
 
     async def run_due(self) -> int:
         """Try every call that is due now; returns how many were tried."""
@@ -176,41 +129,26 @@ class PlatformCalls:
         return len(claimed)
 
     async def _claim_due(self) -> list[PendingCall]:
-        now = now_text()
-        lease_until = _later(LEASE_S)
-        out: list[PendingCall] = []
-        async with self.db.write() as conn:
-            rows = (
-                await conn.execute(
-                    select(platform_calls)
-                    .where(platform_calls.c.status == "pending", platform_calls.c.next_try <= now)
-                    .order_by(platform_calls.c.next_try, platform_calls.c.id)
-                    .limit(BATCH)
-                )
-            ).mappings()
-            for row in list(rows):
-                claimed = await conn.execute(
-                    update(platform_calls)
-                    .where(
-                        platform_calls.c.id == row["id"],
-                        platform_calls.c.next_try == row["next_try"],
-                        platform_calls.c.status == "pending",
-                    )
-                    .values(next_try=lease_until)
-                )
-                if claimed.rowcount == 1:
-                    out.append(
-                        PendingCall(
-                            id=row["id"],
-                            platform=row["platform"],
-                            store=row["store_id"],
-                            order_id=row["order_id"],
-                            kind=row["kind"],
-                            args=json.loads(row["args"]),
-                            attempts=row["attempts"],
-                        )
-                    )
-        return out
+        rows = await claim_due(
+            self.db,
+            platform_calls,
+            now=now_text(),
+            lease_until=_later(LEASE_S),
+            order_by=[platform_calls.c.next_try, platform_calls.c.id],
+            limit=BATCH,
+        )
+        return [
+            PendingCall(
+                id=row["id"],
+                platform=row["platform"],
+                store=row["store_id"],
+                order_id=row["order_id"],
+                kind=row["kind"],
+                args=json.loads(row["args"]),
+                attempts=row["attempts"],
+            )
+            for row in rows
+        ]
 
     async def _attempt(self, call: PendingCall) -> None:
         attempts = call.attempts + 1

@@ -25,10 +25,9 @@ items whose level is newer than what their platform SKUs want are staged again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +40,7 @@ from cloud.platforms.base import PlatformClient, PlatformError, StockLine
 from cloud.stock.catalog import Catalog
 from cloud.stock.ledger import LedgerEntry, StockLedger
 from cloud.stock.tables import sku_map, stock_levels, stock_push
+from cloud.worker import PollingWorker
 
 log = logging.getLogger("cloud.stock.push")
 
@@ -70,7 +70,15 @@ def _later(seconds: float) -> str:
     return utc_text(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
 
 
-class StockPush:
+class StockPush(PollingWorker):
+    """stop() lets the calls under way finish (up to STOP_GRACE_S). What is not pushed yet
+    stays in the table (or the levels) and goes out after the next start."""
+
+    task_name = "stock-push"
+    logger = log
+    failure = "stock push: cannot push what is due"  # each step also logs its own
+    stop_grace_s = STOP_GRACE_S
+
     def __init__(
         self,
         db: Database,
@@ -84,22 +92,17 @@ class StockPush:
         retry_max_s: float = RETRY_MAX_S,
         poll_s: float = POLL_S,
     ) -> None:
-        self.db = db
+        super().__init__(db, poll_s=poll_s, retry_base_s=retry_base_s, retry_max_s=retry_max_s)
         self.ledger = ledger
         self.catalog = catalog
         self.clients = clients
         self.stores = stores
         self.debounce_s = debounce_s
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
-        self.poll_s = poll_s
         self._dirty: dict[str, set[str]] = {}
-        self._wake = asyncio.Event()
         self._quiet = asyncio.Event()
         self._quiet.set()
-        self._task: asyncio.Task[None] | None = None
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._stopping = False
+        self._reconciled_at = 0.0
         self._failure_callbacks: list[FailureCallback] = []
         self.calls = 0  # platform calls made (for benchmarks)
 
@@ -121,58 +124,33 @@ class StockPush:
         self._quiet.clear()
         self._wake.set()
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="stock-push")
-
-    async def stop(self) -> None:
-        """Let the calls under way finish (up to STOP_GRACE_S). What is not pushed yet
-        stays in the table (or the levels) and goes out after the next start."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        tasks = [task, *self._workers.values()]
-        try:
-            async with asyncio.timeout(STOP_GRACE_S):
-                await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
-        except TimeoutError:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
     async def idle(self) -> None:
         """Return once nothing is dirty and no push is under way (failed pushes waiting
         for their retry do not count)."""
         await self._quiet.wait()
 
-    def retry_delay(self, attempts: int) -> float:
-        return min(self.retry_max_s, self.retry_base_s * 2 ** min(attempts - 1, 30))
-
     # -- the loop -----------------------------------------------------------------------
 
     async def _run(self) -> None:
         await self._guarded(self._reconcile)
-        last_reconcile = asyncio.get_running_loop().time()
-        while not self._stopping:
-            if self._dirty:
-                await asyncio.sleep(self.debounce_s)  # let a burst gather
-                dirty, self._dirty = self._dirty, {}
-                for store, barcodes in dirty.items():
-                    await self._guarded(lambda s=store, b=barcodes: self.stage(s, b))
-            await self._guarded(self._start_due)
-            if asyncio.get_running_loop().time() - last_reconcile > self.poll_s:
-                last_reconcile = asyncio.get_running_loop().time()
-                await self._guarded(self._reconcile)
-            self._update_quiet()
-            if self._dirty or self._stopping:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(await self._until_next_due()):
-                    await self._wake.wait()
+        self._reconciled_at = asyncio.get_running_loop().time()
+        await super()._run()
+
+    async def run_round(self) -> float | None:
+        if self._dirty:
+            await asyncio.sleep(self.debounce_s)  # let a burst gather
+            dirty, self._dirty = self._dirty, {}
+            for store, barcodes in dirty.items():
+                await self._guarded(lambda s=store, b=barcodes: self.stage(s, b))
+        await self._guarded(self._start_due)
+        if asyncio.get_running_loop().time() - self._reconciled_at > self.poll_s:
+            self._reconciled_at = asyncio.get_running_loop().time()
+            await self._guarded(self._reconcile)
+        self._update_quiet()
+        return 0.0 if self._dirty else None
+
+    def _side_tasks(self) -> Sequence[asyncio.Task[None]]:
+        return list(self._workers.values())
 
     async def _guarded(self, step: Callable[[], Awaitable[Any]]) -> None:
         try:
@@ -185,20 +163,9 @@ class StockPush:
         if not self._dirty and not self._workers:
             self._quiet.set()
 
-    async def _until_next_due(self) -> float:
-        query = select(func.min(stock_push.c.next_try)).where(
-            stock_push.c.wanted_version > stock_push.c.sent_version
-        )
-        try:
-            async with self.db.read() as conn:
-                first = (await conn.execute(query)).scalar()
-        except Exception:
-            return self.poll_s
-        if first is None:
-            return self.poll_s
-        due = dt.datetime.fromisoformat(first.replace("Z", "+00:00"))
-        wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
-        return min(self.poll_s, max(0.01, wait))
+    async def next_due_in(self) -> float:
+        wanted = stock_push.c.wanted_version > stock_push.c.sent_version
+        return await self._due_in(select(func.min(stock_push.c.next_try)).where(wanted), 0.01)
 
     # -- staging what each platform should show -----------------------------------------
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from cloud.app import create_app
 from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.db.principals import sync_principals
 from cloud.db.tables import events as events_table
-from cloud.db.tables import metadata, rejections
+from cloud.db.tables import rejections
 from tests.support.hub import make_event, make_events
 from tests.support.postgres import drop_database, postgres_database
 
@@ -51,31 +51,6 @@ def hub_config(tmp_path: Path, max_body_mb: int = 2) -> HubConfig:
             ],
         }
     )
-
-
-@pytest.fixture(scope="module")
-def shared_pg_url() -> Iterator[str]:
-    # One database for the module, emptied before each test: creating one takes ~0.3 s.
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hub' / 'hub.db'}"
-    return request.getfixturevalue("shared_pg_url")
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(db_url)
-    if database.dialect == "postgresql":
-        async with database.write() as conn:
-            names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "schema_version")
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from tests.e2e.test_remote_ops import publish_and_read_reply, retained, sign
 from tests.support.agent import AgentHandle, Keys, start_agent
 from tests.support.broker import BrokerHandle, start_broker
 from tests.support.hub import HubHandle, start_hub
+from tests.support.inproc_agent import paid_order as paid
 from tests.support.sim import SimHandle, wait_until
 
 COLA = "6901028075022"
@@ -28,15 +29,7 @@ def command(broker: BrokerHandle, run_dir: Path, name: str, args: dict[str, Any]
 
 
 def paid_order(oid: str, slot: int) -> dict[str, Any]:
-    return {
-        "id": oid,
-        "platform": "local",
-        "status": "pending",
-        "items": [{"barcode": COLA, "name": "可口可乐 500ml", "qty": 1, "price": 3.5}],
-        "paid": True,
-        "payment": {"id": f"pay-{oid}", "method": "alipay"},
-        "dispense": {"device": "locker-1", "slot": slot},
-    }
+    return paid(oid, "locker-1", slot, payment={"id": f"pay-{oid}", "method": "alipay"})
 
 
 @pytest.fixture

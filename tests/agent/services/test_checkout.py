@@ -13,19 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from aiohttp.test_utils import TestServer
 
-from agent.app import Agent
-from agent.config import load_config
-from agent.journal.view import JournalView
-from agent.runtime.systemd import Notifier
 from cloud import delivery
 from cloud.api.payments import PAYMENTS
 from cloud.app import create_app
@@ -36,26 +30,27 @@ from cloud.db.principals import sync_principals
 from cloud.payments.service import Payments
 from tests.support.agent import make_keys, write_config
 from tests.support.broker import BrokerHandle, free_port, start_broker
-from tests.support.sim import SimHandle, start_sim
+from tests.support.inproc_agent import InprocAgent, start_sim_with
+from tests.support.sim import SimHandle
 
 STORE = "demo-001"
 TOKEN = "tok-store-one-0123456789abcdef"
-SIM_STORE = Path(__file__).resolve().parents[3] / "firmware-sim" / "shopgate_sim" / "store.yaml"
 COLA, GUM, WATER = "6901234567892", "96385074", "6921168509256"
 CATALOG = [
-    {"barcode": COLA, "name": "可乐 330ml", "price": 3.5, "shelf": "A3"},
+    {"barcode": COLA, "name": "可乐 330ml", "price": 3.5, "shelf": "A3", "stock": 24},
     {"barcode": GUM, "name": "口香糖", "price": 12, "shelf": "C1"},
     {"barcode": WATER, "name": "矿泉水", "price": 2.0, "shelf": "A1"},
 ]
 
 
-def sim_config(run_dir: Path) -> Path:
+def start_checkout_sim(run_dir: Path) -> SimHandle:
     """The demo store's hardware plus a checkout scanner (CR-terminated, as many are)."""
-    raw = yaml.safe_load(SIM_STORE.read_text(encoding="utf-8"))
-    raw["devices"].append({"id": "scanner-checkout", "kind": "scanner", "terminator": "\r"})
-    path = run_dir / "sim-store.yaml"
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    return path
+    return start_sim_with(
+        run_dir,
+        lambda raw: raw["devices"].append(
+            {"id": "scanner-checkout", "kind": "scanner", "terminator": "\r"}
+        ),
+    )
 
 
 def agent_edit(
@@ -79,17 +74,15 @@ def agent_edit(
     return edit
 
 
-@dataclass
-class Store:
-    agent: Agent
-    sim: SimHandle
+class Store(InprocAgent):
+    """The agent with its checkout page, and the hub and broker around it."""
+
     broker: BrokerHandle
     bus: HubBus
     hub_url: str
     page_url: str
     http: aiohttp.ClientSession
     payments: Payments
-    journal: JournalView
 
     def scan(self, code: str) -> None:
         self.sim.post("/scanners/scanner-checkout/scan", {"code": code})
@@ -111,8 +104,15 @@ class Store:
         assert reply is not None, f"no reply to {cmd}"
         return reply
 
-    def events(self, type_: str) -> list[dict[str, Any]]:
-        return self.journal.events(type_)
+
+async def start_agent(
+    run_dir: Path, sim: SimHandle, hub_url: str, mqtt_url: str, page: int, opts: dict[str, Any]
+) -> Store:
+    """The demo config's agent with a checkout, once it is online at the broker."""
+    config = write_config(run_dir, agent_edit(hub_url, mqtt_url, page, opts))
+    return await Store.start(
+        config, sim, ready=lambda a: bool(a.remote and a.remote.connected), within=10
+    )
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ async def store(
     monkeypatch.setenv("SHOPGATE_RUN", str(tmp_path))
     broker = start_broker(tmp_path)
     make_keys(tmp_path)
-    sim = start_sim(tmp_path, config=sim_config(tmp_path))
+    sim = start_checkout_sim(tmp_path)
     cfg = HubConfig.model_validate(
         {
             "http": {"listen": "127.0.0.1:0"},
@@ -142,33 +142,21 @@ async def store(
     await server.start_server()
     hub_url = str(server.make_url("")).rstrip("/")
     page = free_port()
-    opts = getattr(request, "param", {})
-    config = write_config(tmp_path, agent_edit(hub_url, broker.url, page, opts))
-    agent = Agent(config, load_config(config), Notifier(None))
-    await agent.start()
-    http = aiohttp.ClientSession()
+    s = await start_agent(tmp_path, sim, hub_url, broker.url, page, getattr(request, "param", {}))
+    s.broker, s.bus, s.hub_url, s.payments = broker, bus, hub_url, app[PAYMENTS]
+    s.page_url = f"http://127.0.0.1:{page}"
+    s.http = aiohttp.ClientSession()
     try:
         async with asyncio.timeout(10):
-            while not (agent.remote and agent.remote.connected and bus.connected):  # noqa: ASYNC110
+            while not bus.connected:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
-        s = Store(
-            agent,
-            sim,
-            broker,
-            bus,
-            hub_url,
-            f"http://127.0.0.1:{page}",
-            http,
-            app[PAYMENTS],
-            JournalView(tmp_path / "agent" / "journal.db"),
-        )
         reply = await s.send("catalog.upsert", {"products": CATALOG})
         assert reply["ok"], reply
         await s.wait_state(lambda st: st["scanner_online"])
         yield s
     finally:
-        await http.close()
-        await agent.stop()
+        await s.http.close()
+        await s.stop()
         await server.close()
         await db.close()
         sim.stop()
@@ -232,7 +220,8 @@ async def test_scan_pay_on_the_hub_page_and_the_sale_is_journaled_once(store: St
     assert [m["seq"] for m in moves] == [sale["seq"] + 1, sale["seq"] + 2]
     assert {m["ts"] for m in moves} == {sale["ts"]}
     assert all(m["data"]["source"] == sale["data"]["sale"] for m in moves)
-    assert store.agent.store.stock.qty(COLA) == -2
+    assert [m["data"]["qty_after"] for m in moves] == [22, None]  # cola counted from the hub
+    assert store.agent.store.stock.qty(COLA) == 22
 
     # The hub learns the store has it; a second checkout.paid records nothing twice.
     async with asyncio.timeout(5):
@@ -327,34 +316,33 @@ async def test_an_unreachable_hub_is_the_same_polite_refusal(
     monkeypatch.setenv("SHOPGATE_RUN", str(tmp_path))
     broker = start_broker(tmp_path)
     make_keys(tmp_path)
-    sim = start_sim(tmp_path, config=sim_config(tmp_path))
+    sim = start_checkout_sim(tmp_path)
     page = free_port()
-    config = write_config(tmp_path, agent_edit(f"http://127.0.0.1:{free_port()}", broker.url, page))
-    agent = Agent(config, load_config(config), Notifier(None))
-    await agent.start()
     try:
-        async with asyncio.timeout(10):
-            while not agent.remote.connected:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
-        agent.catalog[COLA] = CATALOG[0]
-        async with aiohttp.ClientSession() as http:
-            sim.post("/scanners/scanner-checkout/scan", {"code": COLA})
-            async with asyncio.timeout(5):
-                while True:
-                    async with http.get(f"http://127.0.0.1:{page}/state") as resp:
-                        if (await resp.json())["count"] == 1:
-                            break
-                    await asyncio.sleep(0.02)
-            async with http.post(f"http://127.0.0.1:{page}/pay") as resp:
-                assert "网络暂不可用" in await resp.text()
-            async with http.get(f"http://127.0.0.1:{page}/state") as resp:
-                state = await resp.json()
-        assert state["count"] == 1 and state["payment"] is None
+        store = await start_agent(
+            tmp_path, sim, f"http://127.0.0.1:{free_port()}", broker.url, page, {}
+        )
+        try:
+            store.agent.catalog[COLA] = CATALOG[0]
+            async with aiohttp.ClientSession() as http:
+                sim.post("/scanners/scanner-checkout/scan", {"code": COLA})
+                async with asyncio.timeout(5):
+                    while True:
+                        async with http.get(f"http://127.0.0.1:{page}/state") as resp:
+                            if (await resp.json())["count"] == 1:
+                                break
+                        await asyncio.sleep(0.02)
+                async with http.post(f"http://127.0.0.1:{page}/pay") as resp:
+                    assert "网络暂不可用" in await resp.text()
+                async with http.get(f"http://127.0.0.1:{page}/state") as resp:
+                    state = await resp.json()
+            assert state["count"] == 1 and state["payment"] is None
+        finally:
+            await store.stop()
     finally:
-        await agent.stop()
         sim.stop()
         broker.stop()
-    assert JournalView(tmp_path / "agent" / "journal.db").events("sale.completed") == []
+    assert store.events("sale.completed") == []
 
 
 def test_state_json_is_what_the_page_shows(tmp_path: Path) -> None:

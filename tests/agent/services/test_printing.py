@@ -8,45 +8,29 @@ from __future__ import annotations
 import asyncio
 import io
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 import zxingcpp
 from PIL import Image
 
-from agent.app import Agent
-from agent.clock import Clock
-from agent.config import load_config
-from agent.journal import Journal, PutProduct
-from agent.journal.view import JournalView
+from agent.journal import PutProduct
 from agent.remote.errors import BAD_ARGS, CommandError
-from agent.runtime.systemd import Notifier
-from tests.support.agent import make_keys
+from tests.support.inproc_agent import InprocAgent, seed_journal, write_agent_config
 from tests.support.pty_devices import eventually
-from tests.support.sim import SimHandle, start_sim
+from tests.support.sim import SimHandle
 
 P = "/printers/printer-1"
 COLA, CHIPS = "6901028075022", "6920202888883"
 
 
 def printing_config(tmp: Path, sim: SimHandle, **printing: Any) -> Path:
-    make_keys(tmp)
-    cfg = {
-        "store": {"id": "demo-001", "name": "演示店", "timezone": "Asia/Shanghai"},
-        "storage": {"dir": "agent"},
-        "access": {"keys": [{"kid": "demo", "pem_file": "keys/hub-signing.pub.pem"}]},
-        "hub": {"url": "http://127.0.0.1:9"},
-        "mqtt": {"url": "mqtt://127.0.0.1:9", "enabled": False},
-        "devices": [
-            {
-                "id": "lockbus-1",
-                "kind": "lockbus",
-                "port": str(sim.link("lockbus-1")),
-                "boards": [1],
-            },
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["store"] |= {"name": "演示店", "timezone": "Asia/Shanghai"}
+        del cfg["doors"][0]["contact"]
+        cfg["devices"].append(
             {
                 "id": "printer-1",
                 "kind": "printer",
@@ -54,85 +38,45 @@ def printing_config(tmp: Path, sim: SimHandle, **printing: Any) -> Path:
                 "paper_chars": 32,
                 "status_poll_seconds": 0.3,
                 "timeout_seconds": 2,
-            },
-        ],
-        "doors": [
-            {
-                "id": "front",
-                "lock": {"type": "lockboard", "device": "lockbus-1", "board": 1, "channel": 1},
             }
-        ],
-        "printing": {
+        )
+        cfg["printing"] = {
             "pick_slips": "printer-1",
             "receipts": "printer-1",
             "labels": "printer-1",
             "retry_seconds": 0.3,
-        }
-        | printing,
-    }
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
-    return path
+        } | printing
+
+    return write_agent_config(tmp, sim, edit)
 
 
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimHandle]:
-    handle = start_sim(tmp_path)
-    yield handle
-    handle.stop()
-
-
-class Store:
-    def __init__(self, agent: Agent, sim: SimHandle) -> None:
-        self.agent = agent
-        self.sim = sim
-        self.view = JournalView(agent.cfg.storage.dir / "journal.db")
-
-    async def command(self, name: str, **args: Any) -> dict[str, Any]:
-        return await self.agent.local_command(name, args, "staff-1")
-
-    def data(self, type_: str) -> list[dict[str, Any]]:
-        return [e["data"] for e in self.view.events(type_)]
-
+class Store(InprocAgent):
     async def jobs(self) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.sim.get, P + "/jobs")
-
-    async def post(self, path: str, body: dict[str, Any]) -> Any:
-        return await asyncio.to_thread(self.sim.post, path, body)
+        return await self.sim_get(P + "/jobs")
 
     def printer_state(self) -> dict[str, Any]:
         return self.agent.state()["printing"]["printers"]["printer-1"]
-
-    async def upsert(self, *orders: dict[str, Any]) -> None:
-        await self.agent.store.orders.upsert(orders)
 
     async def done(self, count: int, within: float = 5.0) -> list[dict[str, Any]]:
         await eventually(lambda: len(self.data("print.done")) >= count, within=within)
         return self.data("print.done")
 
 
-async def seed_catalog(tmp: Path, products: list[dict[str, Any]]) -> None:
-    storage = tmp / "agent"
-    storage.mkdir(parents=True, exist_ok=True)
-    async with await Journal.open(storage / "journal.db", "demo-001", Clock()) as journal:
-        await journal.apply([PutProduct(p) for p in products])
-
-
-async def started(config: Path) -> Agent:
-    agent = Agent(config, load_config(config), Notifier(None))
-    await agent.start()
-    await eventually(lambda: agent.store.devices["printer-1"].online, within=5)
-    return agent
+async def started(config: Path, sim: SimHandle) -> Store:
+    return await Store.start(
+        config, sim, ready=lambda a: a.store.devices["printer-1"].online, within=5
+    )
 
 
 @pytest.fixture
 async def store(tmp_path: Path, sim: SimHandle) -> AsyncIterator[Store]:
-    await seed_catalog(tmp_path, [{"barcode": CHIPS, "name": "乐事薯片", "shelf": "B-07"}])
-    agent = await started(printing_config(tmp_path, sim))
+    catalog = [PutProduct({"barcode": CHIPS, "name": "乐事薯片", "shelf": "B-07"})]
+    await seed_journal(tmp_path, ops=catalog)
+    s = await started(printing_config(tmp_path, sim), sim)
     try:
-        yield Store(agent, sim)
+        yield s
     finally:
-        await agent.stop()
+        await s.stop()
 
 
 def order(oid: str, **extra: Any) -> dict[str, Any]:
@@ -188,8 +132,7 @@ async def test_a_new_order_prints_one_pick_slip_with_its_shelves(store: Store) -
 
 
 async def test_orders_that_are_not_pending_print_nothing(store: Store) -> None:
-    await store.upsert(order("o2", status="cancelled", pickup_code="222222"))
-    await asyncio.sleep(0.5)
+    await store.upsert(order("o2", status="cancelled", pickup_code="222222"))  # and settled
     assert await store.jobs() == [] and store.view.print_jobs() == []
 
 
@@ -246,7 +189,7 @@ async def test_print_order_reprints_on_request(store: Store) -> None:
 
 
 async def test_paper_out_reports_and_prints_once_the_paper_is_back(store: Store) -> None:
-    await store.post(P + "/paper", {"out": True})
+    await store.sim_post(P + "/paper", {"out": True})
     await eventually(lambda: store.printer_state()["paper_out"], within=3)
     await eventually(lambda: store.data("printer.error"), within=3)
     errors = store.data("printer.error")
@@ -255,7 +198,7 @@ async def test_paper_out_reports_and_prints_once_the_paper_is_back(store: Store)
     await asyncio.sleep(1.0)  # several retries while the paper is out
     assert await store.jobs() == []
     assert store.printer_state()["queued"] == 1
-    await store.post(P + "/paper", {"out": False})
+    await store.sim_post(P + "/paper", {"out": False})
     (done,) = await store.done(1)
     assert done["job"] == result["job"]
     await asyncio.sleep(0.5)
@@ -266,15 +209,15 @@ async def test_paper_out_reports_and_prints_once_the_paper_is_back(store: Store)
 
 
 async def test_paper_running_out_mid_job_finishes_from_the_printers_buffer(store: Store) -> None:
-    await store.post(P + "/speed", {"line_ms": 100})
+    await store.sim_post(P + "/speed", {"line_ms": 100})
     result = await store.command("print", text="\n".join(f"第{i}行" for i in range(15)))
     await eventually(lambda: store.sim.get(P)["printing"], within=3)
-    await store.post(P + "/paper", {"out": True})
+    await store.sim_post(P + "/paper", {"out": True})
     await eventually(lambda: store.data("printer.error"), within=3)
     assert store.data("printer.error") == [
         {"printer": "printer-1", "error": "paper_out", "job": result["job"]}
     ]
-    await store.post(P + "/paper", {"out": False})
+    await store.sim_post(P + "/paper", {"out": False})
     (done,) = await store.done(1, within=8)
     assert done["attempts"] == 1  # not sent again: the printer still had it
     (job,) = await store.jobs()
@@ -282,20 +225,20 @@ async def test_paper_running_out_mid_job_finishes_from_the_printers_buffer(store
 
 
 async def test_cover_open_is_reported_too(store: Store) -> None:
-    await store.post(P + "/cover", {"open": True})
+    await store.sim_post(P + "/cover", {"open": True})
     await eventually(lambda: store.data("printer.error"), within=3)
     assert store.data("printer.error")[0]["error"] == "cover_open"
     assert store.printer_state()["cover_open"]
-    await store.post(P + "/cover", {"open": False})
+    await store.sim_post(P + "/cover", {"open": False})
     await eventually(lambda: not store.printer_state()["cover_open"], within=3)
 
 
 async def test_unplugged_mid_job_prints_that_job_once_after_it_is_back(store: Store) -> None:
-    await store.post(P + "/speed", {"line_ms": 100})
-    await store.upsert(order("o4"))
+    await store.sim_post(P + "/speed", {"line_ms": 100})
+    await store.upsert(order("o4"), settle=False)
     await eventually(lambda: store.sim.get(P)["printing"], within=3)
     await asyncio.sleep(0.3)
-    await store.post("/devices/printer-1/unplug", {"seconds": 1})
+    await store.sim_post("/devices/printer-1/unplug", {"seconds": 1})
     (done,) = await store.done(1, within=15)
     assert done["attempts"] == 2
     jobs = await store.jobs()
@@ -310,23 +253,23 @@ async def test_unplugged_mid_job_prints_that_job_once_after_it_is_back(store: St
 async def test_a_queued_job_survives_a_restart_and_prints_once(tmp_path: Path, sim: SimHandle):
     config = printing_config(tmp_path, sim)
     await asyncio.to_thread(sim.post, P + "/paper", {"out": True})
-    agent = await started(config)
+    store = await started(config, sim)
     try:
-        result = await agent.local_command("print", {"text": "重启之后"}, "staff-1")
-        await asyncio.sleep(0.5)
+        result = await store.command("print", text="重启之后")
+        await asyncio.sleep(0.3)  # a retry while the paper is out
     finally:
-        await agent.stop()
-    view = JournalView(tmp_path / "agent" / "journal.db")
+        await store.stop()
+    view = store.view
     assert [j["status"] for j in view.print_jobs()] == ["queued"]
     await asyncio.to_thread(sim.post, P + "/paper", {"out": False})
-    agent = await started(config)
+    store = await started(config, sim)
     try:
         await eventually(lambda: view.events("print.done"), within=5)
         await asyncio.sleep(0.5)
     finally:
-        await agent.stop()
+        await store.stop()
     assert [e["data"]["job"] for e in view.events("print.done")] == [result["job"]]
-    jobs = await asyncio.to_thread(sim.get, P + "/jobs")
+    jobs = await store.jobs()
     assert [j["text"].splitlines()[0] for j in jobs] == ["重启之后"]
 
 
@@ -334,16 +277,15 @@ async def test_an_order_that_arrived_before_a_restart_is_not_slipped_again(
     tmp_path: Path, sim: SimHandle
 ) -> None:
     config = printing_config(tmp_path, sim)
-    agent = await started(config)
+    store = await started(config, sim)
     try:
-        await agent.store.orders.upsert([order("o5")])
-        await eventually(lambda: JournalView(tmp_path / "agent" / "journal.db").print_jobs())
+        await store.upsert(order("o5"))
+        await eventually(lambda: store.view.print_jobs())
     finally:
-        await agent.stop()
-    agent = await started(config)
+        await store.stop()
+    store = await started(config, sim)
     try:
-        await agent.store.orders.upsert([order("o5", note="改了备注")])
-        await asyncio.sleep(0.8)
+        await store.upsert(order("o5", note="改了备注"))  # settled: a slip would be queued now
     finally:
-        await agent.stop()
-    assert len(JournalView(tmp_path / "agent" / "journal.db").print_jobs()) == 1
+        await store.stop()
+    assert len(store.view.print_jobs()) == 1

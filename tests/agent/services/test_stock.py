@@ -56,3 +56,17 @@ async def test_a_move_that_cannot_be_journaled_moves_nothing(tmp_path: Path) -> 
 def test_an_unknown_reason_is_refused() -> None:
     with pytest.raises(ValueError, match="reason"):
         StockMove(COLA, -1, "stolen", "x")
+
+
+async def test_an_uncounted_barcode_reports_no_made_up_count(tmp_path: Path) -> None:
+    journal = await open_journal(tmp_path / "journal.db")
+    try:
+        stock = LocalStock(journal, {})
+        [changed] = await stock.move([StockMove(COLA, -1, "vend", "v-1")])
+        assert changed.data["qty_after"] is None and changed.data["delta"] == -1
+        assert stock.qty(COLA) is None
+        await stock.set_counts({COLA: 12})  # a stock-take, or the hub's count
+        [changed] = await stock.move([StockMove(COLA, -1, "vend", "v-2")])
+        assert changed.data["qty_after"] == 11
+    finally:
+        await journal.close()

@@ -5,47 +5,26 @@ What happened is read back from the agent's real journal and the simulated machi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from agent.app import Agent
-from agent.clock import Clock
-from agent.config import load_config
-from agent.journal import Journal, PutSetting
-from agent.journal.view import JournalView
-from agent.remote.commands import StoreCommands
+from agent.journal import PutSetting
 from agent.remote.errors import BAD_ARGS, CommandError
-from agent.rules.passes import Claims
-from agent.runtime.systemd import Notifier
-from agent.services.orders import PendingOrders
-from tests.support.agent import make_keys
+from agent.services import vending as vending_service
+from tests.support.inproc_agent import InprocAgent, paid_order, seed_journal, write_agent_config
 from tests.support.pty_devices import eventually
-from tests.support.sim import SimHandle, start_sim
+from tests.support.sim import SimHandle
 
 COLA, GUM = "6901028075022", "6923450657713"
 MACHINE = "/vending/vending-1"
-OPERATOR = Claims("demo", "demo-001", "op", "ops", "cmd-1", 0, 2e9, None, None, (), {})
 
 
 def vending_config(tmp: Path, sim: SimHandle) -> Path:
-    make_keys(tmp)
-    cfg = {
-        "store": {"id": "demo-001"},
-        "storage": {"dir": "agent"},
-        "access": {"keys": [{"kid": "demo", "pem_file": "keys/hub-signing.pub.pem"}]},
-        "hub": {"url": "http://127.0.0.1:9"},
-        "mqtt": {"url": "mqtt://127.0.0.1:9", "enabled": False},
-        "devices": [
-            {
-                "id": "lockbus-1",
-                "kind": "lockbus",
-                "port": str(sim.link("lockbus-1")),
-                "boards": [1],
-            },
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["devices"].append(
             {
                 "id": "vending-1",
                 "kind": "vending",
@@ -55,86 +34,44 @@ def vending_config(tmp: Path, sim: SimHandle) -> Path:
                     {"slot": 1, "barcode": COLA, "price": 3.5, "stock": 6},
                     {"slot": 4, "barcode": GUM, "price": 2.0},
                 ],
-            },
-        ],
-        "doors": [
-            {
-                "id": "front",
-                "lock": {"type": "lockboard", "device": "lockbus-1", "board": 1, "channel": 1},
-                "contact": {"type": "lock_feedback"},
             }
-        ],
-    }
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimHandle]:
-    handle = start_sim(tmp_path)
-    yield handle
-    handle.stop()
-
-
-class Store:
-    def __init__(self, agent: Agent, sim: SimHandle) -> None:
-        self.agent = agent
-        self.sim = sim
-        self.view = JournalView(agent.cfg.storage.dir / "journal.db")
-
-    async def vend(self, slot: int, **extra: Any) -> dict[str, Any]:
-        return await self.agent.local_command(
-            "vend", {"machine": "vending-1", "slot": slot, **extra}, "staff-1"
         )
 
-    def events(self, type_: str | None = None) -> list[dict[str, Any]]:
-        return self.view.events(type_)
+    return write_agent_config(tmp, sim, edit)
 
-    def data(self, type_: str) -> list[dict[str, Any]]:
-        return [e["data"] for e in self.events(type_)]
+
+@pytest.fixture(autouse=True)
+def quick_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prices and counts are re-checked every SYNC_S (1 s): the same loop, sooner, so the
+    # tests that wait for a push wait a fraction of that.
+    monkeypatch.setattr(vending_service, "SYNC_S", 0.2)
+
+
+class Store(InprocAgent):
+    async def vend(self, slot: int, **extra: Any) -> dict[str, Any]:
+        return await self.command("vend", machine="vending-1", slot=slot, **extra)
 
     async def machine(self) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sim.get, MACHINE)
-
-    async def upsert(self, *orders: dict[str, Any]) -> None:
-        await self.agent.store.orders.upsert(orders)
-        await settle(self.agent)
+        return await self.sim_get(MACHINE)
 
 
-async def settle(agent: Agent) -> None:
-    for _ in range(3):
-        while agent._inflight:
-            await asyncio.gather(*list(agent._inflight), return_exceptions=True)
-        await asyncio.sleep(0.05)
-
-
-async def started(config: Path) -> Agent:
-    agent = Agent(config, load_config(config), Notifier(None))
-    await agent.start()
-    await eventually(lambda: agent.state()["vending"]["vending-1"]["online"], within=5)
-    return agent
+async def started(config: Path, sim: SimHandle) -> Store:
+    return await Store.start(
+        config, sim, ready=lambda a: a.state()["vending"]["vending-1"]["online"], within=5
+    )
 
 
 @pytest.fixture
 async def store(tmp_path: Path, sim: SimHandle) -> AsyncIterator[Store]:
-    agent = await started(vending_config(tmp_path, sim))
+    s = await started(vending_config(tmp_path, sim), sim)
     try:
-        yield Store(agent, sim)
+        yield s
     finally:
-        await agent.stop()
+        await s.stop()
 
 
 def paid(oid: str, slot: int = 1, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": oid,
-        "platform": "local",
-        "status": "pending",
-        "items": [{"barcode": COLA, "name": "可口可乐 500ml", "qty": 1, "price": 3.5}],
-        "paid": True,
-        "payment": {"id": f"pay-{oid}", "method": "wechat"},
-        "dispense": {"device": "vending-1", "slot": slot},
-    } | extra
+    return paid_order(oid, "vending-1", slot, **extra)
 
 
 async def test_vend_sells_one_and_books_it_in_one_transaction(store: Store) -> None:
@@ -159,13 +96,13 @@ async def test_vend_sells_one_and_books_it_in_one_transaction(store: Store) -> N
     assert sale["data"]["channel"] == "vend" and sale["data"]["total"] == 3.5
     assert sale["data"]["items"] == [{"barcode": COLA, "name": "", "qty": 1, "price": 3.5}]
     assert moved["data"]["delta"] == -1 and moved["data"]["reason"] == "vend"
-    assert moved["data"]["qty_after"] == -1  # the store never counted cola before
-    assert store.agent.store.stock.qty(COLA) == -1
+    assert moved["data"]["qty_after"] is None  # the store never counted cola: no made-up count
+    assert store.agent.store.stock.qty(COLA) is None
     assert store.events("vend.started")[0]["seq"] < completed["seq"]
 
 
 async def test_a_jam_fails_the_vend_asks_for_a_refund_and_moves_no_stock(store: Store) -> None:
-    await asyncio.to_thread(store.sim.post, f"{MACHINE}/fault", {"slot": 4, "fault": "jam"})
+    await store.sim_post(f"{MACHINE}/fault", {"slot": 4, "fault": "jam"})
     payment = {"id": "pay-9", "method": "alipay"}
     result = await store.vend(4, payment=payment)
     assert result["result"] == "jammed"
@@ -197,7 +134,7 @@ async def test_a_paid_order_vends_exactly_once_even_when_upserted_twice(store: S
 
 
 async def test_a_paid_order_that_jams_stays_pending_and_is_not_retried(store: Store) -> None:
-    await asyncio.to_thread(store.sim.post, f"{MACHINE}/fault", {"slot": 1, "fault": "jam"})
+    await store.sim_post(f"{MACHINE}/fault", {"slot": 1, "fault": "jam"})
     await store.upsert(paid("o-2"))
     [failed] = store.data("vend.failed")
     assert failed["order"] == "o-2" and failed["fault"] == "jammed"
@@ -218,7 +155,7 @@ async def test_bad_vend_arguments_are_refused(store: Store) -> None:
         await store.vend(7)
     assert slot.value.code == BAD_ARGS and "slot 7" in slot.value.message
     with pytest.raises(CommandError) as machine:
-        await store.agent.local_command("vend", {"machine": "nope", "slot": 1}, "staff-1")
+        await store.command("vend", machine="nope", slot=1)
     assert machine.value.code == BAD_ARGS
     assert store.events("vend.started") == []
 
@@ -226,7 +163,7 @@ async def test_bad_vend_arguments_are_refused(store: Store) -> None:
 async def test_a_catalogue_price_change_is_pushed_to_the_machine(store: Store) -> None:
     await eventually(lambda: store.sim.get(MACHINE)["slots"]["4"]["price"] == 2.0, within=5)
     product = {"barcode": GUM, "name": "绿箭口香糖", "price": 2.8, "shelf": "C1"}
-    await StoreCommands(store.agent)("catalog.upsert", {"products": [product]}, OPERATOR)
+    await store.remote("catalog.upsert", {"products": [product]})
     await eventually(lambda: store.sim.get(MACHINE)["slots"]["4"]["price"] == 2.8, within=5)
     result = await store.vend(4)
     assert store.data("vend.completed")[0]["price"] == 2.8
@@ -244,33 +181,25 @@ async def test_an_order_whose_vend_outcome_was_lost_is_reported_not_vended_again
     tmp_path: Path, sim: SimHandle
 ) -> None:
     config = vending_config(tmp_path, sim)
-    storage = tmp_path / "agent"
-    storage.mkdir()
-    journal = await Journal.open(storage / "journal.db", "demo-001", Clock())
-    try:
-        await PendingOrders(journal, {}, code_length=6).upsert([paid("o-3")])
-        record = {"machine": "vending-1", "slot": 1, "barcode": COLA, "state": "started"}
-        await journal.apply([PutSetting("vend/order/o-3", record)])
-    finally:
-        await journal.close()
+    record = {"machine": "vending-1", "slot": 1, "barcode": COLA, "state": "started"}
+    await seed_journal(tmp_path, orders=[paid("o-3")], ops=[PutSetting("vend/order/o-3", record)])
     vends = len(sim.get(MACHINE)["vends"])
-    agent = await started(config)
+    store = await started(config, sim)
     try:
-        await asyncio.sleep(0.5)
-        await settle(agent)
-        view = JournalView(storage / "journal.db")
-        assert [e["data"] for e in view.events("vend.uncertain")] == [
+        await eventually(lambda: store.events("vend.uncertain"))
+        await store.settle()
+        assert store.data("vend.uncertain") == [
             {"machine": "vending-1", "slot": 1, "barcode": COLA, "order": "o-3"}
         ]
-        assert agent.state()["vending"]["vending-1"]["uncertain"] == ["o-3"]
-        assert agent.store.orders.by_id["o-3"]["status"] == "pending"
+        assert store.agent.state()["vending"]["vending-1"]["uncertain"] == ["o-3"]
+        assert store.agent.store.orders.by_id["o-3"]["status"] == "pending"
         assert len(sim.get(MACHINE)["vends"]) == vends
     finally:
-        await agent.stop()
+        await store.stop()
     # and only once: the next start has nothing new to say about it
-    agent = await started(config)
+    store = await started(config, sim)
     try:
-        await settle(agent)
-        assert len(JournalView(storage / "journal.db").events("vend.uncertain")) == 1
+        await store.settle()
+        assert len(store.events("vend.uncertain")) == 1
     finally:
-        await agent.stop()
+        await store.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from cloud.app import create_app
 from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.db.principals import sync_principals
-from cloud.db.tables import PAYMENT_TABLES, metadata
+from cloud.db.tables import PAYMENT_TABLES
 from cloud.payments.notify import NotifyError, signature, verify
-from tests.support.postgres import postgres_database
 
 TOKEN = "tok-store-one-0123456789abcdef"
 OTHER_TOKEN = "tok-store-two-0123456789abcdef"
@@ -54,30 +53,6 @@ def hub_config(tmp_path: Path, **payments: Any) -> HubConfig:
             "payments": {"demo": True, "notify_secret": SECRET} | payments,
         }
     )
-
-
-@pytest.fixture(scope="module")
-def shared_pg_url() -> Iterator[str]:
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hub' / 'hub.db'}"
-    return request.getfixturevalue("shared_pg_url")
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(db_url)
-    if database.dialect == "postgresql":
-        async with database.write() as conn:
-            names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "schema_version")
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    yield database
-    await database.close()
 
 
 async def _client(db: Database, cfg: HubConfig) -> TestClient:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ from cloud.platforms.base import NormalizedOrder, OrderItem, PlatformPush
 from cloud.signing import write_keypair
 from cloud.web import dashboard_data as data
 from tests.support.hub import make_event
-from tests.support.postgres import postgres_database
 
 STORE, OTHER_STORE = "demo-001", "demo-002"
 STORE_TOKEN = "tok-store-one-0123456789abcdef"
@@ -39,19 +38,6 @@ MERCHANT_TOKEN = "tok-merchant-acme-0123456789ab"
 OTHER_MERCHANT_TOKEN = "tok-merchant-other-0123456789"
 CHAIN_TOKEN = "tok-merchant-chain-0123456789"
 COLA, CHIPS = "6901234567892", "6920000000017"
-
-
-@pytest.fixture(scope="module")
-def shared_pg_url() -> Iterator[str]:
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hub' / 'hub.db'}"
-    return request.getfixturevalue("shared_pg_url")
 
 
 def hub_config(tmp_path: Path, merchant_token: str = MERCHANT_TOKEN) -> HubConfig:

@@ -22,15 +22,15 @@ from typing import Any, TypeVar
 import pytest
 
 from cloud.db.times import utc_text
-from tests.cloud.web.test_entry_browser import CHROMIUM, CHROMIUM_ARGS, PHONE, SCREENSHOTS
 from tests.e2e.test_door import decide, reason
 from tests.support.agent import AgentHandle, make_keys, start_agent
 from tests.support.broker import BrokerHandle, start_broker
+from tests.support.browser import PHONE, SCREENSHOTS, require_chromium
 from tests.support.hub import HubHandle, start_hub
 from tests.support.platforms import FakeOrder, FakePlatform
 from tests.support.sim import SimHandle, start_sim, wait_until
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+require_chromium()
 
 MERCHANT_TOKEN = "tok-merchant-acme-browser-0123456789"
 OTHER_TOKEN = "tok-merchant-other-browser-0123456789"
@@ -141,29 +141,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         for fake in fakes.values():
             loop.run(fake.close())
         loop.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def phone(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(
-        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN"
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.problems = problems
-    yield page
-    context.close()
 
 
 def log_in(phone: Any, hub: HubHandle, token: str) -> None:

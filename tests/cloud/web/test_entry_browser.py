@@ -8,9 +8,7 @@ no browser is downloaded (`playwright install` is never run).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,29 +16,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from agent.rules.answers import hash_answer
 from tests.cloud.web.pass_images import decode_png, verify_entry_pass
+from tests.support.browser import PHONE, SCREENSHOTS, require_chromium
 from tests.support.hub import HubHandle, start_hub
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE = {"width": 390, "height": 844}
 ANSWERS = {"这家店的门牌号是多少？": "8", "店门口的招牌是什么颜色？": "绿色"}
-SCREENSHOTS = Path("/tmp")
 
-if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-    pytest.skip(
-        f"no chromium at {CHROMIUM}: apt-get install chromium (Debian's; no browser download)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+require_chromium()
 
 
 def with_questions(cfg: dict[str, Any]) -> None:
@@ -52,29 +33,6 @@ def with_questions(cfg: dict[str, Any]) -> None:
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubHandle]:
     with start_hub(tmp_path_factory.mktemp("hub"), edit=with_questions) as handle:
         yield handle
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def phone(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(
-        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN"
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.problems = problems
-    yield page
-    context.close()
 
 
 def open_entry_page(phone: Any, hub: HubHandle) -> str:
