@@ -1,24 +1,17 @@
 """Rendering the owner dashboard: Jinja2 templates (autoescaped) with its CSS inlined.
 
-As on the entry pages (pages.py), the CSS is inlined and its hash put in the
+As on the entry pages (pages.py renders both), the CSS is inlined and its hash put in the
 Content-Security-Policy, which then allows no script at all, no other style and no
 outside resource; the dashboard needs none (its chart is inline SVG).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-from pathlib import Path
-from typing import Any
-
-import jinja2
-from aiohttp import web
 
 from cloud.web.dashboard_data import CHINA, money
+from cloud.web.pages import Pages
 
-HERE = Path(__file__).parent
 TEMPLATES = (
     "dashboard_login.html",
     "dashboard_stores.html",
@@ -75,41 +68,10 @@ def age(minutes: int) -> str:
     return f"{hours // 24} 天 {hours % 24} 小时"
 
 
-class DashboardView:
+class DashboardView(Pages):
     def __init__(self) -> None:
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(HERE / "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
+        super().__init__(
+            TEMPLATES,
+            CSS_FILE,
+            filters={"money": money, "local_time": local_time, "age": age, "reason": reason},
         )
-        self._env.filters["money"] = money
-        self._env.filters["local_time"] = local_time
-        self._env.filters["age"] = age
-        self._env.filters["reason"] = reason
-        self._css = ""
-        self._csp = ""
-
-    def load(self) -> None:
-        """Read the templates and the CSS (blocking: call it in a thread, once)."""
-        for name in TEMPLATES:
-            self._env.get_template(name)
-        self._css = (HERE / "static" / CSS_FILE).read_text(encoding="utf-8")
-        digest = base64.b64encode(hashlib.sha256(self._css.encode()).digest()).decode()
-        self._csp = (
-            f"default-src 'none'; style-src 'sha256-{digest}'; img-src 'self' data:; "
-            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-        )
-
-    def render(self, name: str, *, status: int = 200, **context: Any) -> web.Response:
-        html = self._env.get_template(name).render(css=self._css, **context)
-        response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
-        headers = response.headers
-        headers["Content-Security-Policy"] = self._csp
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Frame-Options"] = "DENY"
-        # An owner's figures: never kept by a shared cache or sent on as a Referer.
-        headers["Cache-Control"] = "no-store"
-        headers["Referrer-Policy"] = "no-referrer"
-        return response
