@@ -16,7 +16,6 @@ an order_id is logged. The answer is signed as well:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -31,13 +30,13 @@ from cloud.platforms.base import (
     NormalizedOrder,
     OrderRef,
     PlatformAdapter,
-    PlatformAuthError,
     PlatformBadRequest,
     PlatformCallError,
     PlatformClient,
     PlatformPush,
     PushRequest,
     StockLine,
+    check_signed_form,
     form_params,
     id_field,
     int_field,
@@ -90,14 +89,12 @@ class ElemeAdapter(PlatformAdapter):
         return ElemeClient(self.creds, session)
 
     def verify(self, request: PushRequest) -> None:
-        params = form_params(request)
-        given = params.get("sign", "")
-        if not given:
-            raise PlatformAuthError("no sign")
-        if params.get("source") != self.creds.app_id:
-            raise PlatformAuthError(f"source {params.get('source', '')!r:.70} is not this app's")
-        if not hmac.compare_digest(given.upper(), sign(params, self.creds.secret)):
-            raise PlatformAuthError("sign does not match")
+        check_signed_form(
+            form_params(request),
+            app_field="source",
+            app_id=self.creds.app_id,
+            sign_of=lambda params: sign(params, self.creds.secret),
+        )
 
     def parse_push(self, request: PushRequest) -> PlatformPush:
         params = form_params(request)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,13 +26,13 @@ from cloud.platforms.base import (
     NormalizedOrder,
     OrderRef,
     PlatformAdapter,
-    PlatformAuthError,
     PlatformBadRequest,
     PlatformCallError,
     PlatformClient,
     PlatformPush,
     PushRequest,
     StockLine,
+    check_signed_form,
     form_params,
     id_field,
     int_field,
@@ -66,14 +65,12 @@ class JddjAdapter(PlatformAdapter):
         return JddjClient(self.creds, session)
 
     def verify(self, request: PushRequest) -> None:
-        params = form_params(request)
-        given = params.get("sign", "")
-        if not given:
-            raise PlatformAuthError("no sign")
-        if params.get("app_key") != self.creds.app_id:
-            raise PlatformAuthError(f"app_key {params.get('app_key', '')!r:.70} is not this app's")
-        if not hmac.compare_digest(given.upper(), sign(params, self.creds.secret)):
-            raise PlatformAuthError("sign does not match")
+        check_signed_form(
+            form_params(request),
+            app_field="app_key",
+            app_id=self.creds.app_id,
+            sign_of=lambda params: sign(params, self.creds.secret),
+        )
 
     def parse_push(self, request: PushRequest) -> PlatformPush:
         params = form_params(request)
