@@ -69,6 +69,9 @@ class SkuMapping:
 class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # (store, platform, sku) known to be recorded: a rush of orders for the same
+        # goods then costs no read per order. Rows are never deleted, so it cannot lie.
+        self._recorded: set[tuple[str, str, str]] = set()
 
     # -- products -----------------------------------------------------------------------
 
@@ -164,7 +167,11 @@ class Catalog:
 
     async def learn_skus(self, store: str, listings: Iterable[SkuListing]) -> None:
         """SKUs seen in a platform's order: recorded if new (an owner's mapping stays)."""
-        fresh = {(s.platform, s.sku): s for s in listings if s.sku}
+        fresh = {
+            (s.platform, s.sku): s
+            for s in listings
+            if s.sku and (store, s.platform, s.sku) not in self._recorded
+        }
         if not fresh:
             return
         async with self.db.read() as conn:
@@ -173,6 +180,7 @@ class Catalog:
         todo = [s for key, s in fresh.items() if key not in have]
         if todo:
             await self.map_skus(store, todo)
+        self._recorded.update((store, p, sku) for p, sku in fresh)
 
     async def skus(self, store: str, *, unmatched_only: bool = False) -> list[SkuMapping]:
         query = select(sku_map).where(sku_map.c.store_id == store)
