@@ -304,7 +304,7 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 
-# -- catalog, stock and payments (cloud/api/catalog.py, stock.py, payments.py) ------------
+# -- catalog and stock (cloud/api/catalog.py, stock.py); payments.py keeps its own ----------
 
 _YUAN = {"type": "number", "minimum": 0, "description": "Yuan with 2 decimals (3.5 = ¥3.50)."}
 _BARCODE_PARAM = {
@@ -750,101 +750,6 @@ OPERATIONS.update(
                     },
                     "The push state.",
                 )
-            },
-        },
-        "POST /api/v1/stores/{store}/payments": {
-            "tags": ["payments"],
-            "operationId": "createPayment",
-            "summary": "A self-checkout asks for a payment; answered with the QR's URL",
-            "security": STORE_WRITE,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["checkout", "cart", "amount", "items"],
-                            "properties": {
-                                "checkout": {"type": "string", "maxLength": 64},
-                                "cart": {"type": "string", "maxLength": 64},
-                                "amount": _YUAN,
-                                "items": {
-                                    "type": "array",
-                                    "minItems": 1,
-                                    "maxItems": 200,
-                                    "items": {
-                                        "type": "object",
-                                        "required": ["qty", "price"],
-                                        "properties": {
-                                            "barcode": {"type": "string"},
-                                            "name": {"type": "string"},
-                                            "qty": {"type": "integer", "minimum": 1},
-                                            "price": _YUAN,
-                                        },
-                                    },
-                                },
-                                "ttl_seconds": {"type": "integer", "minimum": 30},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "201": _json(
-                    {
-                        "type": "object",
-                        "required": ["payment", "qr_url"],
-                        "properties": {
-                            "payment": _ref("Payment"),
-                            "qr_url": {"type": "string", "format": "uri"},
-                        },
-                    },
-                    "The payment, pending.",
-                ),
-                "400": error_response("A bad cart, or an amount that is not its sum."),
-            },
-        },
-        "GET /api/v1/stores/{store}/payments/{payment}": {
-            "tags": ["payments"],
-            "operationId": "getPayment",
-            "summary": "One payment and how it stands",
-            "security": STORE_READ,
-            "responses": {
-                "200": _json(_ref("PaymentReply"), "The payment."),
-                "404": error_response("No such payment for this store."),
-            },
-        },
-        "POST /api/v1/stores/{store}/payments/{payment}/cancel": {
-            "tags": ["payments"],
-            "operationId": "cancelPayment",
-            "summary": "Cancel a payment not paid yet",
-            "security": STORE_WRITE,
-            "responses": {
-                "200": _json(_ref("PaymentReply"), "Cancelled."),
-                "404": error_response("No such payment for this store."),
-                "409": error_response("Paid already."),
-            },
-        },
-        "POST /api/v1/payments/{payment}/notify": {
-            "tags": ["payments"],
-            "operationId": "paymentNotify",
-            "summary": "The payment provider's notification that a payment went through",
-            "description": "HMAC-signed (paymentSignature); every call is recorded, refused "
-            "ones with the reason. Marks the payment paid once and tells the store.",
-            "security": [{"paymentSignature": []}],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            "responses": {
-                "200": _json(
-                    {"type": "object", "properties": {"code": {"const": "SUCCESS"}}},
-                    "Taken (or already taken).",
-                ),
-                "400": error_response("Unreadable, or naming another payment."),
-                "401": error_response("A bad signature."),
-                "413": error_response("Too large."),
-                "503": error_response("Notifications are not configured on this hub."),
             },
         },
     }
