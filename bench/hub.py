@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -90,7 +91,15 @@ def percentile(values: list[float], p: float) -> float:
 # --- pushes --------------------------------------------------------------------------
 
 
-async def push_rate(hub_url: str, fake: FakePlatform, total: int, concurrency: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def push_rate(
+    hub_url: str, hub_pid: int, fake: FakePlatform, total: int, concurrency: int
+) -> dict:
     counter = iter(range(total))
     statuses: dict[int, int] = {}
 
@@ -101,9 +110,11 @@ async def push_rate(hub_url: str, fake: FakePlatform, total: int, concurrency: i
             statuses[status] = statuses.get(status, 0) + 1
 
     await push_warm_up(hub_url, fake)
+    hub_cpu, own_cpu = cpu_seconds(hub_pid), time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(pusher() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
+    hub_cpu, own_cpu = cpu_seconds(hub_pid) - hub_cpu, time.process_time() - own_cpu
     ok = statuses.get(200, 0)
     return {
         "pushes": total,
@@ -111,6 +122,11 @@ async def push_rate(hub_url: str, fake: FakePlatform, total: int, concurrency: i
         "statuses": statuses,
         "seconds": round(elapsed, 3),
         "per_second": round(ok / elapsed),
+        # Whether the hub was the bottleneck (busy ~100% of `seconds`) and what a push
+        # costs it, a figure that moves less between machines than the rate does.
+        "hub_cpu_seconds": round(hub_cpu, 3),
+        "hub_cpu_ms_per_push": round(hub_cpu * 1000 / max(ok, 1), 3),
+        "load_generator_cpu_seconds": round(own_cpu, 3),
     }
 
 
@@ -132,7 +148,7 @@ async def run_pushes(
     async with FakePlatform("meituan") as fake:
         hub = await asyncio.to_thread(hub_process, folder, broker, fake.url, db_url)
         try:
-            return await push_rate(hub.url, fake, args.pushes, args.concurrency)
+            return await push_rate(hub.url, hub.proc.pid, fake, args.pushes, args.concurrency)
         finally:
             await asyncio.to_thread(hub.stop, timeout=30)
 

@@ -67,6 +67,11 @@ RECONNECT_MAX_S = 30.0
 WATCH_EVERY_S = 1.0
 CONNECT_WAIT_S = 5.0  # how long a command waits for a connection before giving up
 STOP_S = 2.0
+# A lunch rush has hundreds of commands awaiting their PUBACK at once. aiomqtt warns from
+# 10 pending, once per publish, which buried the log (1,812 warnings in 3,000 pushes);
+# past this many something is really stuck.
+PENDING_PUBLISH_WARN = 2000
+MAX_INFLIGHT = 100  # QoS 1 publishes unacknowledged at once (paho's default: 20)
 
 StatusCallback = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -254,7 +259,7 @@ class HubBus:
         )
 
     def _open_client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host,
             self.port,
             username=self._username,
@@ -266,7 +271,10 @@ class HubBus:
             timeout=CONNECT_TIMEOUT_S,
             tls_context=self._tls,
             socket_options=[NODELAY],
+            max_inflight_messages=MAX_INFLIGHT,
         )
+        client.pending_calls_threshold = PENDING_PUBLISH_WARN
+        return client
 
     async def _connection(self) -> tuple[float | None, str | None]:
         client = self._open_client()

@@ -64,6 +64,8 @@ class PushRequest:
     headers: Mapping[str, str]  # keys lower case
     body: bytes
     content_type: str = ""
+    # form_params, read once: the signature check and the parse both need it
+    _form: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     async def from_request(cls, request: web.Request, public_url: str) -> PushRequest:
@@ -295,6 +297,13 @@ def check_signed_form(
 def form_params(request: PushRequest) -> dict[str, str]:
     """The query string and a form-encoded body, as one map; a key given twice is refused
     (which of the two was signed would be a guess)."""
+    if request._form is None:
+        object.__setattr__(request, "_form", _read_form(request))
+    assert request._form is not None
+    return dict(request._form)
+
+
+def _read_form(request: PushRequest) -> dict[str, str]:
     params = dict(request.query)
     if request.body:
         text = utf8(request.body, "the body")

@@ -90,6 +90,28 @@ def test_codes_stay_unique_among_open_orders(ops: list[tuple[str, str, int]], rn
         asyncio.run(scenario(Path(folder)))
 
 
+async def test_a_code_already_open_is_drawn_again_without_failing_the_batch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "cloud.orders")
+    draws = iter([0, 0, 5, 0, 5, 7])  # every push draws 000000 first
+    cfg = hub_config(tmp_path, auto_accept=False)
+    db = await Database.open(str(tmp_path / "hub.db"))
+    try:
+        service = OrderService(cfg, db, {}, draw=lambda n: next(draws))
+        first = await service.ingest(push("A1", STORE), "t")
+        # Two pushes in one batch: both draw the open 000000 (one also the batch's 000005).
+        second, third = await asyncio.gather(
+            service.ingest(push("A2", STORE), "t"), service.ingest(push("A3", STORE), "t")
+        )
+    finally:
+        await db.close()
+    assert first is not None and second is not None and third is not None
+    assert first.pickup_code == "000000"
+    assert {second.pickup_code, third.pickup_code} == {"000005", "000007"}
+    assert "collided" not in caplog.text  # read before the insert, not found by failing
+
+
 async def test_two_hubs_drawing_the_same_code_at_once_get_different_ones(
     tmp_path: Path, shared_pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
