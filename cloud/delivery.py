@@ -8,7 +8,8 @@
 created / updated -> `orders.upsert {orders: [order.to_agent()]}`; cancelled ->
 `orders.cancel {ids: [id]}`; other kinds (picked_up, refunded) need nothing at the store.
 
-Fire and forget, with retries: `on_change` returns at once. Changes to one order go out
+Fire and forget, with retries: `on_change` returns at once. Changes to one store that
+come together go out as one command (cloud/command_batches.py). Changes to one order go out
 one at a time, in order, and a newer change replaces an older one still being retried
 (so a cancel can never be overtaken by the upsert before it). A command unanswered
 within WAIT_REPLY_S is sent again (a new jti; both commands are idempotent) while the
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
@@ -34,7 +34,8 @@ from aiohttp import web
 from cloud.api.appkeys import DB
 from cloud.api.events import EVENT_HOOKS
 from cloud.api.orders import ORDER_SERVICE
-from cloud.bus import BUS, BusUnavailable, HubBus
+from cloud.bus import BUS, HubBus
+from cloud.command_batches import CommandBatches
 from cloud.db import deliveries, presence
 from cloud.db.deliveries import Delivery
 from cloud.db.engine import Database
@@ -88,6 +89,7 @@ class OrderDelivery:
         self._idle = asyncio.Event()
         self._idle.set()
         self.records = DeliveryRecords(db)
+        self.batches = CommandBatches(bus, ttl=ttl)
 
     async def on_change(self, order: DeliverableOrder, kind: str) -> None:
         """The OrderService listener: queue the command and return at once."""
@@ -110,6 +112,7 @@ class OrderDelivery:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.batches.stop()
         await self.records.stop()
 
     async def _work(self, key: tuple[str, str]) -> None:
@@ -129,28 +132,21 @@ class OrderDelivery:
         self, key: tuple[str, str], kind: str, cmd: str, args: dict[str, Any]
     ) -> None:
         store, order_id = key
-        for attempt in range(1, len(self._delays) + 2):
-            jti = uuid.uuid4().hex
-            record = Delivery(
-                store, order_id, kind, cmd, jti, attempt, now_text(), None, "sending", None
-            )
-            self.records.note(record)
+        attempt, alone = 0, False
+        while attempt <= len(self._delays):
+            attempt += 1
             # A store known to be offline gets the command queued by the broker in its
             # session, and catches up over HTTP anyway: no point waiting for its reply.
             offline = self.bus.store_online(store) is False
-            try:
-                reply = await self.bus.send_command(
-                    store,
-                    cmd,
-                    args,
-                    ttl=self._ttl,
-                    wait_reply=None if offline else self._wait,
-                    jti=jti,
-                )
-            except BusUnavailable as e:
-                reply, outcome, error = None, "unsent", str(e)
-            else:
-                outcome, error = "no_reply", None
+            wait = None if offline else self._wait
+            batch = self.batches.join(store, cmd, args, wait_reply=wait, alone=alone)
+            record = Delivery(
+                store, order_id, kind, cmd, batch.jti, attempt, now_text(), None, "sending", None
+            )
+            self.records.note(record)
+            sent = await batch.sent()
+            reply, error = sent.reply, sent.unavailable
+            outcome = "unsent" if error is not None else "no_reply"
             if reply is not None:
                 ok = reply.get("ok") is True
                 error = None if ok else _error_text(reply)
@@ -162,6 +158,11 @@ class OrderDelivery:
                         acked_at=now_text() if ok else None,
                     )
                 )
+                if not ok and batch.size > 1:
+                    # The store refuses a command whole: this order goes again on its own,
+                    # so a bad neighbour cannot keep it from the store.
+                    attempt, alone = attempt - 1, True
+                    continue
                 if ok:
                     log.debug("order %s/%s: %s delivered", store, order_id, cmd)
                 else:
@@ -271,7 +272,8 @@ class _OrderFlow:
             log.warning("no order service: orders are not delivered to stores")
             return
         delivery = OrderDelivery(bus, db)
-        service.on_change(delivery.on_change)  # type: ignore[attr-defined]
+        # First: the order reaches the store before the stock feed learns its SKUs.
+        service.on_change(delivery.on_change, first=True)  # type: ignore[attr-defined]
         pickups = PickupProcessor(db, service)  # type: ignore[arg-type]
         app[EVENT_HOOKS].append(pickups.on_events)
         await pickups.start()

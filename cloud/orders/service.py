@@ -93,12 +93,17 @@ class OrderService:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def on_change(self, callback: Listener) -> None:
+    def on_change(self, callback: Listener, *, first: bool = False) -> None:
         """`callback(order, kind)` after every committed change that a store would see;
         kind is created, cancelled, picked_up or refunded (updated: the order as the
         store holds it changed otherwise). A platform status that changes nothing at the
-        store is logged only. A failing listener is logged and does not stop the others."""
-        self._listeners.append(callback)
+        store is logged only. A failing listener is logged and does not stop the others.
+        Listeners are called one after another; `first` puts this one before the others
+        (delivery to the store, which must not wait for bookkeeping's writes)."""
+        if first:
+            self._listeners.insert(0, callback)
+        else:
+            self._listeners.append(callback)
 
     # -- from the platforms -------------------------------------------------------------
 
