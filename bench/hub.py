@@ -1,15 +1,19 @@
 """Hub benchmark: platform order pushes, event ingest, and push-to-store latency.
 
-    .venv/bin/python bench/hub.py [--pushes 3000] [--concurrency 32] [--events 200000]
-                                  [--latency-orders 200] [--skip-pg] [--dir DIR]
+    .venv/bin/python bench/hub.py [--pushes 3000] [--concurrency 32] [--stores 20]
+                                  [--events 200000] [--latency-orders 200] [--skip-pg]
+                                  [--dir DIR]
 
 Prints one JSON object. The hub is the real `shopgate-hub run` process (started the way
 the tests start it, tests/support/hub.py), with a real mosquitto; the load comes from
 this process.
 - "push": signed Meituan new-order pushes (tests/support/platforms.py FakePlatform, the
   platform's form encoding and signature), `--concurrency` at a time, against one hub
-  process on SQLite and on PostgreSQL: pushes accepted (HTTP 200) per second. The store
-  is marked offline on the broker, so each order is published once and not waited on.
+  process on SQLite and on PostgreSQL: pushes accepted (HTTP 200) per second, and the
+  hub's CPU time per push. The store is marked offline on the broker, so each order is
+  published once and not waited on. "push_sqlite_spread": the same with the orders
+  spread over `--stores` stores of a chain, so that fewer go to a store together (orders
+  for one store that come together share one signed command, cloud/command_batches.py).
 - "ingest": `--events` events in batches of 500 (gzip, as the agent sends them), 8
   batches in flight, into the hub on PostgreSQL: events stored per second.
 - "latency": one order at a time, platform push -> hub -> broker -> an agent's RemoteOps
@@ -58,22 +62,35 @@ TOKEN = "bench-token-" + "x" * 24
 BATCH = 500
 
 
-def _edit(fake_url: str) -> Any:
+def store_ids(count: int) -> list[str]:
+    """demo-001, then the chain's other stores."""
+    return [STORE] + [f"chain-{n:03d}" for n in range(2, count + 1)]
+
+
+def _edit(fake_url: str, stores: int) -> Any:
     def edit(raw: dict[str, Any]) -> None:
-        raw["stores"][0]["platforms"] = {"meituan": STORE}
-        raw["stores"][0]["auto_accept"] = False  # no platform calls back during the bench
+        first = raw["stores"][0]
+        first["platforms"] = {"meituan": STORE}
+        first["auto_accept"] = False  # no platform calls back during the bench
+        for store in store_ids(stores)[1:]:
+            token = f"{store}-token-" + "y" * 24
+            entry = {"id": store, "token": token, "platforms": {"meituan": store}}
+            raw["stores"].append(entry | {"auto_accept": False})
         raw["platforms"]["meituan"]["url"] = fake_url
 
     return edit
 
 
-def hub_process(folder: Path, broker: BrokerHandle, fake_url: str, db_url: str | None) -> HubHandle:
+def hub_process(
+    folder: Path, broker: BrokerHandle, fake_url: str, db_url: str | None, stores: int = 1
+) -> HubHandle:
     """The hub, started and connected to the broker (blocking: run it in a thread)."""
     keys = folder / "keys"
     if not (keys / "hub-signing.pem").exists():
         write_keypair(keys, "demo")
     env = {"SHOPGATE_MQTT_URL": broker.url}
-    hub = start_hub(folder, edit=_edit(fake_url), env=env, token=TOKEN, db_url=db_url)
+    edit = _edit(fake_url, stores)
+    hub = start_hub(folder, edit=edit, env=env, token=TOKEN, db_url=db_url)
     deadline = time.monotonic() + 10
     while "mqtt: connected to" not in hub.log():
         if time.monotonic() > deadline:
@@ -98,14 +115,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def push_rate(
-    hub_url: str, hub_pid: int, fake: FakePlatform, total: int, concurrency: int
+    hub_url: str, hub_pid: int, fake: FakePlatform, total: int, concurrency: int, stores: int
 ) -> dict:
     counter = iter(range(total))
     statuses: dict[int, int] = {}
+    shops = store_ids(stores)
 
     async def pusher() -> None:
         for n in counter:
-            order = FakeOrder(f"9{n:08d}", day_seq=n % 9999 + 1)
+            order = FakeOrder(f"9{n:08d}", shop=shops[n % stores], day_seq=n % 9999 + 1)
             status, _ = await fake.push_order(hub_url, order)
             statuses[status] = statuses.get(status, 0) + 1
 
@@ -118,6 +136,7 @@ async def push_rate(
     ok = statuses.get(200, 0)
     return {
         "pushes": total,
+        "stores": stores,
         "ok": ok,
         "statuses": statuses,
         "seconds": round(elapsed, 3),
@@ -135,20 +154,27 @@ async def push_warm_up(hub_url: str, fake: FakePlatform) -> None:
         await fake.push_order(hub_url, FakeOrder(f"8{n:08d}"))
 
 
-async def mark_offline(broker: BrokerHandle) -> None:
+async def mark_offline(broker: BrokerHandle, stores: int) -> None:
     async with aiomqtt.Client(broker.host, broker.port) as client:
         body = json.dumps({"online": False})
-        await client.publish(f"shopgate/{STORE}/status", body, qos=1, retain=True)
+        for store in store_ids(stores):
+            await client.publish(f"shopgate/{store}/status", body, qos=1, retain=True)
 
 
 async def run_pushes(
-    folder: Path, broker: BrokerHandle, args: argparse.Namespace, db_url: str | None
+    folder: Path,
+    broker: BrokerHandle,
+    args: argparse.Namespace,
+    db_url: str | None,
+    stores: int = 1,
 ) -> dict:
-    await mark_offline(broker)
+    await mark_offline(broker, stores)
     async with FakePlatform("meituan") as fake:
-        hub = await asyncio.to_thread(hub_process, folder, broker, fake.url, db_url)
+        hub = await asyncio.to_thread(hub_process, folder, broker, fake.url, db_url, stores)
         try:
-            return await push_rate(hub.url, hub.proc.pid, fake, args.pushes, args.concurrency)
+            return await push_rate(
+                hub.url, hub.proc.pid, fake, args.pushes, args.concurrency, stores
+            )
         finally:
             await asyncio.to_thread(hub.stop, timeout=30)
 
@@ -276,6 +302,9 @@ async def main(args: argparse.Namespace, folder: Path, pg: list[str]) -> dict[st
     broker = start_broker(folder)
     try:
         out["push_sqlite"] = await run_pushes(folder / "push-sqlite", broker, args, None)
+        out["push_sqlite_spread"] = await run_pushes(
+            folder / "push-spread", broker, args, None, stores=args.stores
+        )
         out["latency"] = await run_latency(folder / "latency", broker, args.latency_orders)
         if not pg:
             out["push_postgresql"] = out["ingest_postgresql"] = "skipped: no PostgreSQL"
@@ -314,6 +343,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--stores", type=int, default=20, help="stores of push_sqlite_spread")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--latency-orders", type=int, default=200)
     parser.add_argument("--skip-pg", action="store_true")
