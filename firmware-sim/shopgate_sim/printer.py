@@ -1,4 +1,5 @@
-"""A network receipt printer: ESC/POS over TCP (port 9100 on a real one) on loopback.
+"""A receipt printer: ESC/POS over TCP (port 9100 on a real one) on loopback, or over a
+serial line (`transport: serial`: a pseudo-terminal, as an RS232 or USB CDC printer).
 
 What it receives goes through its own ESC/POS reader (escpos_stream.py) into a print
 engine that works like the real thing:
@@ -10,7 +11,8 @@ engine that works like the real thing:
 - GS r 1 is answered when the engine reaches it, i.e. after what came before is printed;
 - a job is what was printed up to a cut;
 - unplugging is a power cut: connections drop, unprinted data is lost, a job half printed
-  stays as it is (`"cut": false`); it comes back on the same TCP port.
+  stays as it is (`"cut": false`); it comes back on the same TCP port (a serial printer:
+  on a new pseudo-terminal, as a USB adapter comes back as a new tty).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from shopgate_sim.escpos_stream import (
     StatusRequest,
     Text,
 )
+from shopgate_sim.pty_port import PortClosed, PtyPort
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class PrinterSpec(DeviceSpec):
     kind: Literal["printer"]
     # The TCP port it listens on at 127.0.0.1; 0: any free port (see devices.json).
     port: int = Field(0, ge=0, le=65535)
+    transport: Literal["tcp", "serial"] = "tcp"
     line_ms: int = Field(0, ge=0, le=10_000)  # time to print one line
 
 
@@ -100,6 +104,28 @@ class _Job:
         }
 
 
+class _SerialLine:
+    """The printer's end of a serial cable: like a TCP connection, one per plug-in."""
+
+    def __init__(self, printer: Printer) -> None:
+        self.printer = printer
+        self.reader = EscPosReader(self._realtime)
+        self.port = PtyPort(printer.id, self._received)
+
+    def _received(self, data: bytes) -> None:
+        self.printer.received_bytes += len(data)
+        self.printer.enqueue(self, self.reader.feed(data))
+
+    def send(self, data: bytes) -> None:
+        with contextlib.suppress(PortClosed):
+            self.port.write(data)
+
+    def _realtime(self, n: int) -> None:
+        reply = self.printer.status_byte(n)
+        if reply is not None:
+            self.send(bytes([reply]))
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, printer: Printer) -> None:
         self.printer = printer
@@ -136,6 +162,8 @@ class Printer(SimDevice):
     def __init__(self, spec: PrinterSpec) -> None:
         super().__init__(spec.id)
         self._want_port = spec.port
+        self.transport = spec.transport
+        self._serial: _SerialLine | None = None
         self._port: int | None = None
         self._bound_port = 0  # kept across an unplug: a network printer keeps its address
         self.line_ms = spec.line_ms
@@ -146,7 +174,7 @@ class Printer(SimDevice):
         self.received_bytes = 0
         self.connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
-        self._queue: deque[tuple[_Connection, Action]] = deque()
+        self._queue: deque[tuple[_Connection | _SerialLine, Action]] = deque()
         self._job = _Job()
         self._wake = asyncio.Event()
         self._engine: asyncio.Task[None] | None = None
@@ -154,7 +182,7 @@ class Printer(SimDevice):
 
     @property
     def path(self) -> str | None:
-        return None
+        return self._serial.port.path if self._serial is not None else None
 
     @property
     def tcp_port(self) -> int | None:
@@ -166,8 +194,10 @@ class Printer(SimDevice):
 
     def describe_state(self) -> dict[str, Any]:
         return {
-            "plugged": self._server is not None,
+            "plugged": self._server is not None or self._serial is not None,
+            "transport": self.transport,
             "port": self._port,
+            "path": self.path,
             "paper_out": self.paper_out,
             "paper_near_end": self.paper_near_end,
             "cover_open": self.cover_open,
@@ -214,6 +244,11 @@ class Printer(SimDevice):
         self._engine = asyncio.create_task(self._run_engine(), name=f"engine {self.id}")
 
     async def _listen(self) -> None:
+        if self.transport == "serial":
+            self._serial = _SerialLine(self)
+            log.info("%s: ESC/POS on %s", self.id, self._serial.port.path)
+            self.port_changed(self)
+            return
         loop = asyncio.get_running_loop()
         port = self._bound_port or self._want_port
         self._server = await loop.create_server(
@@ -226,6 +261,9 @@ class Printer(SimDevice):
     async def _power_off(self) -> None:
         server, self._server = self._server, None
         self._port = None
+        line, self._serial = self._serial, None
+        if line is not None:
+            line.port.close()
         if server is not None:
             server.close()
         for conn in list(self.connections):
@@ -250,7 +288,7 @@ class Printer(SimDevice):
         await self._power_off()
 
     async def unplug(self, seconds: float) -> None:
-        if self._server is None:
+        if self._server is None and self._serial is None:
             raise DeviceUnplugged(f"{self.id} is already unplugged")
         await self._power_off()
         log.info("%s: unplugged for %.3g s", self.id, seconds)
@@ -278,7 +316,7 @@ class Printer(SimDevice):
 
     # --- the print engine -------------------------------------------------------------
 
-    def enqueue(self, conn: _Connection, actions: list[Action]) -> None:
+    def enqueue(self, conn: _Connection | _SerialLine, actions: list[Action]) -> None:
         for action in actions:
             self._queue.append((conn, action))
         if actions:
@@ -295,7 +333,7 @@ class Printer(SimDevice):
             if lines and self.line_ms:
                 await asyncio.sleep(lines * self.line_ms / 1000)
 
-    def _do(self, conn: _Connection, action: Action) -> int:
+    def _do(self, conn: _Connection | _SerialLine, action: Action) -> int:
         """Carry out one action; returns how many lines of paper it took."""
         job = self._job
         match action:

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import serial
 import zxingcpp
 from PIL import Image
 
+from tests.support.inproc_agent import start_sim_with
 from tests.support.sim import SimHandle, start_sim, wait_until
 
 P = "/printers/printer-1"
@@ -190,3 +192,35 @@ def test_control_api_errors(printer_sim: SimHandle) -> None:
         assert code == status, (path, reply)
         assert reply["error"]
     assert json.loads((printer_sim.dir / "devices.json").read_text())["printer-1"]["port"]
+
+
+def with_serial_printer(raw: dict[str, Any]) -> None:
+    raw["devices"].append({"id": "printer-2", "kind": "printer", "transport": "serial"})
+
+
+def test_a_serial_printer_prints_and_answers_on_its_pseudo_terminal(tmp_path: Path) -> None:
+    sim = start_sim_with(tmp_path, with_serial_printer)
+    try:
+        entry = sim.devices["printer-2"]
+        assert entry["path"].startswith("/dev/pts/") and entry["port"] is None
+        with serial.Serial(str(sim.link("printer-2")), 19200, timeout=2) as line:
+            line.write(DLE_EOT[1])
+            assert line.read(1) == b"\x12"
+            line.write(INIT + CN_ON + "取货码 123456\n".encode("gb18030") + CUT + GS_R1)
+            assert line.read(1) == b"\x00"  # answered once printed: paper present
+            sim.post("/printers/printer-2/paper", {"out": True})
+            line.write(DLE_EOT[4])
+            assert line.read(1)[0] & 0x60 == 0x60  # paper end, told over the same line
+        (job,) = sim.get("/printers/printer-2/jobs")
+        assert job["text"].startswith("取货码 123456") and job["cut"] is True
+        # Unplugged, it comes back on a new tty (the symlink follows it), powered up
+        # fresh: the paper was changed meanwhile.
+        sim.post("/devices/printer-2/unplug", {"seconds": 0.2})
+        assert sim.get("/devices")["printer-2"]["path"] is None
+        wait_until(lambda: sim.get("/devices")["printer-2"]["path"], 3, "replug")
+        sim.post("/printers/printer-2/paper", {"out": False})
+        with serial.Serial(str(sim.link("printer-2")), 19200, timeout=2) as line:
+            line.write(DLE_EOT[1])
+            assert line.read(1) == b"\x12"
+    finally:
+        assert sim.stop() == 0, sim.log()
