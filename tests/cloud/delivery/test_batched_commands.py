@@ -20,6 +20,7 @@ from agent.mqtt import RemoteOps
 from agent.remote.errors import BAD_ARGS, CommandError
 from agent.rules.passes import Claims
 from agent.services.orders import PendingOrders
+from cloud.command_batches import MAX_PER_COMMAND
 from cloud.db.deliveries import get_delivery
 from tests.agent.mqtt.harness import Keys, make_config
 from tests.cloud.delivery.inproc import STORE, InprocHub, inproc_hub, new_order, poll
@@ -88,18 +89,19 @@ async def test_orders_arriving_together_reach_the_store_in_one_command(
     tmp_path: Path, broker: BrokerHandle, keys: Keys, hub: InprocHub
 ) -> None:
     async with online_store(tmp_path, broker, keys, hub) as store:
-        made = await asyncio.gather(*(new_order(hub.orders, n) for n in range(1, 21)))
+        made = await asyncio.gather(*(new_order(hub.orders, n) for n in range(1, 121)))
         ids = [o.id for o in made]
-        found = await poll(lambda: all_settled(hub, ids))
+        found = await poll(lambda: all_settled(hub, ids), within=10)
 
     assert all(d.outcome == "acked" for d in found)
     # Each order is held by the store with the code the hub gave it...
     assert {o.id: o.pickup_code for o in made} == {
         i: store.orders.by_id[i]["pickup_code"] for i in ids
     }
-    # ...and twenty orders made one signed command (two if the loop split them), each
-    # delivery record naming the command that carried it.
-    assert len(store.commands) <= 2, store.commands
+    # ...and 120 orders made three signed commands of at most 50 (one more if the loop
+    # split them), each delivery record naming the command that carried it.
+    assert max(len(batch) for _, batch in store.commands) == MAX_PER_COMMAND
+    assert len(store.commands) <= 4, [len(b) for _, b in store.commands]
     assert sorted(i for _, batch in store.commands for i in batch) == sorted(ids)
     assert len({d.jti for d in found}) == len(store.commands)
 
