@@ -440,6 +440,15 @@ class PrinterDevice(Strict):
             "fine); past it the job is sent again. Time waiting for paper does not count."
         ),
     )
+    confirm: Literal["printed", "received"] = Field(
+        "printed",
+        description=(
+            "When a job counts as done. printed: the printer answers GS r 1 after printing "
+            "it (a job cut off by a power cut prints again). received: for printers without "
+            "GS r, the printer answered a status request sent after the job, with no error "
+            "(a job lost in a power cut is not printed again)."
+        ),
+    )
 
 
 class VendingSlot(Strict):

@@ -13,7 +13,8 @@ DeviceOffline), and the replies say whether it can print (paper, cover, errors).
 1. status first: a printer without paper or with its cover open gets nothing (it would
    keep the bytes and print them later, and a retry would print them twice);
 2. the job's bytes, then GS r 1, which the printer answers only when it reaches it, i.e.
-   after it has printed (and cut) everything before it;
+   after it has printed (and cut) everything before it (`confirm: received`, for models
+   without GS r: the job's bytes, then a status read, and the job is done);
 3. while waiting for that answer the status is read again every poll interval; paper
    running out mid-job is reported through `on_wait` and the wait goes on (the printer
    finishes from its buffer once the paper is back). A lost connection, or no answer
@@ -62,6 +63,10 @@ class PrinterNotReady(DeviceError):
 
 class PrinterOffline(DeviceError):
     """The printer could not be reached or did not answer; nothing was sent."""
+
+
+class Unconfirmed(DeviceError):
+    """The job was sent and the printer answers, but it never confirmed printing it."""
 
 
 class _Link:
@@ -283,6 +288,11 @@ class Printer(Device):
             raise PrinterOffline(str(exc)) from exc
         if not status.ready:
             raise PrinterNotReady(self.id, status)
+        if self.cfg.confirm == "received":
+            # Status requests are answered in real time, but only after the bytes before
+            # them arrived: a reply means the printer holds the whole job.
+            self._link.write(data)
+            return self._read_status()
         self._link.write(data + CONFIRM_REQUEST)
         confirmed = [False]
         patience = self.cfg.print_timeout_seconds
@@ -302,7 +312,11 @@ class Printer(Device):
                     on_wait(status)
                     deadline = now + patience  # waiting for paper is not printing slowly
             if now >= deadline and not confirmed[0]:
-                raise DeviceError(f"the printer did not confirm the job within {patience:g} s")
+                raise Unconfirmed(
+                    f"the printer did not confirm the job within {patience:g} s, though it "
+                    "answers status requests; if this model has no GS r (see its command "
+                    "list), set `confirm: received`"
+                )
         return self._read_status()
 
     # --- printing -----------------------------------------------------------------------
@@ -331,6 +345,11 @@ class Printer(Device):
                 self._presence.up()
                 self._set_status(exc.status)
                 raise
+            except Unconfirmed as exc:
+                # Still there, so not offline; the connection is opened afresh all the
+                # same, so that a late confirmation is not taken for the next job's.
+                await asyncio.to_thread(self._link.close)
+                raise Unconfirmed(f"{self.id}: {exc}") from exc
             except DeviceError as exc:
                 await self._lost(str(exc))
                 self.poke()

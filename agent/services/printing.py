@@ -9,7 +9,9 @@ gets the same job again, not a new one; an order's pick slip is a once-only job 
 by the order id), so an order updated ten times prints one slip.
 
 What stops a printer is reported once per episode as `printer.error` {printer, error,
-job}: paper_out, cover_open, cutter_error, error, offline.
+job}: paper_out, cover_open, cutter_error, error, offline, unconfirmed (it answers, but
+never confirmed the job: a model without GS r wants `confirm: received`; after
+UNCONFIRMED_LIMIT sends the job counts as printed, `print.done` with `confirmed: false`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from agent.config.schema import PrintingConfig
 from agent.devices.base import DeviceError, DeviceEvent, DeviceOffline, DeviceOnline
-from agent.devices.printer import Printer, PrinterNotReady, PrinterOffline
+from agent.devices.printer import Printer, PrinterNotReady, PrinterOffline, Unconfirmed
 from agent.devices.protocols.escpos import EscPosError, PrinterStatus
 from agent.journal import FinishPrintJob, JournalError, PutPrintJob
 from agent.journal.errors import CONFLICT
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 
 STOP_WAIT_S = 3.0  # a job being printed at stop may finish (else it is sent again next run)
 KINDS = ("text", "order", "receipt", "label")
+# Sends of one job that the printer, though answering, never confirmed (GS r): after this
+# many it is taken as printed (`print.done` with `confirmed: false`) rather than sent on.
+UNCONFIRMED_LIMIT = 3
 
 
 @dataclass(slots=True)
@@ -48,6 +53,7 @@ class Job:
     ref: str | None
     payload: bytes
     attempts: int = 0
+    unconfirmed: int = 0  # sends the printer answered around but never confirmed
 
 
 class PrintingService(StoreService):
@@ -264,10 +270,25 @@ class PrintingService(StoreService):
                 self._report(pid, "offline", job.id)
                 await self._pause(pid, self.cfg.retry_seconds)
                 continue
+            except Unconfirmed as exc:
+                job.attempts += 1
+                job.unconfirmed += 1
+                self._report(pid, "unconfirmed", job.id)
+                if job.unconfirmed >= UNCONFIRMED_LIMIT:
+                    # A printer that answers but never confirms printed it every time: a
+                    # model without GS r. Sending again would only waste paper.
+                    log.error("%s: job %s: %s; not sent again", pid, job.id, exc)
+                    await self._done(pid, job, confirmed=False)
+                else:
+                    log.warning("%s: job %s sent but not confirmed: %s", pid, job.id, exc)
+                    await self._pause(pid, self.cfg.retry_seconds)
+                continue
             except DeviceError as exc:
                 job.attempts += 1  # sent, maybe printed in part: it goes again, whole
                 log.warning("%s: job %s sent but not confirmed: %s", pid, job.id, exc)
-                self._report(pid, "offline", job.id)
+                self._report(
+                    pid, "unconfirmed" if isinstance(exc, Unconfirmed) else "offline", job.id
+                )
                 await self._pause(pid, self.cfg.retry_seconds)
                 continue
             finally:
@@ -283,11 +304,14 @@ class PrintingService(StoreService):
             await asyncio.wait_for(event.wait(), seconds)
         event.clear()
 
-    async def _done(self, pid: str, job: Job) -> None:
+    async def _done(self, pid: str, job: Job, *, confirmed: bool = True) -> None:
         self.queue[pid].remove(job)
-        self._errors[pid] = None
+        if confirmed:
+            self._errors[pid] = None
         data = {"printer": pid, "job": job.id, "kind": job.kind, "ref": job.ref}
         data["attempts"] = job.attempts
+        if not confirmed:
+            data["confirmed"] = False
         try:
             await self.ctx.journal.append("print.done", data, ops=[FinishPrintJob(job.id)])
         except JournalError as exc:

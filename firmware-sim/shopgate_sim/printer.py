@@ -55,6 +55,7 @@ class PrinterSpec(DeviceSpec):
     # The TCP port it listens on at 127.0.0.1; 0: any free port (see devices.json).
     port: int = Field(0, ge=0, le=65535)
     transport: Literal["tcp", "serial"] = "tcp"
+    answers_gs_r: bool = True  # False: a model without GS r (it ignores the request)
     line_ms: int = Field(0, ge=0, le=10_000)  # time to print one line
 
 
@@ -163,6 +164,7 @@ class Printer(SimDevice):
         super().__init__(spec.id)
         self._want_port = spec.port
         self.transport = spec.transport
+        self.answers_gs_r = spec.answers_gs_r
         self._serial: _SerialLine | None = None
         self._port: int | None = None
         self._bound_port = 0  # kept across an unplug: a network printer keeps its address
@@ -373,7 +375,8 @@ class Printer(SimDevice):
                 self._job = _Job()
                 return 1
             case StatusRequest(n):
-                conn.send(bytes([self._gs_r_byte(n)]))
+                if self.answers_gs_r:
+                    conn.send(bytes([self._gs_r_byte(n)]))
                 return 0
         return 0
 
