@@ -26,20 +26,30 @@ P = "/printers/printer-1"
 COLA, CHIPS = "6901028075022", "6920202888883"
 
 
-def printing_config(tmp: Path, sim: SimHandle, **printing: Any) -> Path:
+def printing_config(
+    tmp: Path,
+    sim: SimHandle,
+    *,
+    connection: dict[str, Any] | None = None,
+    printer: dict[str, Any] | None = None,
+    **printing: Any,
+) -> Path:
+    """The agent's config with printer-1: the simulator's network printer unless another
+    `connection` is given; `printer` adds to its device entry, `printing` to printing:."""
+
     def edit(cfg: dict[str, Any]) -> None:
         cfg["store"] |= {"name": "演示店", "timezone": "Asia/Shanghai"}
         del cfg["doors"][0]["contact"]
-        cfg["devices"].append(
-            {
-                "id": "printer-1",
-                "kind": "printer",
-                "connection": {"type": "network", "address_file": str(sim.link("printer-1"))},
-                "paper_chars": 32,
-                "status_poll_seconds": 0.3,
-                "timeout_seconds": 2,
-            }
-        )
+        link = {"type": "network", "address_file": str(sim.link("printer-1"))}
+        device = {
+            "id": "printer-1",
+            "kind": "printer",
+            "connection": connection or link,
+            "paper_chars": 32,
+            "status_poll_seconds": 0.3,
+            "timeout_seconds": 2,
+        }
+        cfg["devices"].append(device | (printer or {}))
         cfg["printing"] = {
             "pick_slips": "printer-1",
             "receipts": "printer-1",

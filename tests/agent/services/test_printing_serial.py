@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.agent.services.test_printing import P, Store, order, read_png
-from tests.support.inproc_agent import start_sim_with, write_agent_config
+from tests.agent.services.test_printing import P, Store, order, printing_config, read_png, started
+from tests.support.inproc_agent import start_sim_with
 from tests.support.pty_devices import eventually
 from tests.support.sim import SimHandle
 
@@ -31,30 +31,9 @@ def serial_sim(tmp_path: Path) -> Iterator[SimHandle]:
 
 @pytest.fixture
 async def store(tmp_path: Path, serial_sim: SimHandle) -> AsyncIterator[Store]:
-    def edit(cfg: dict[str, Any]) -> None:
-        cfg["store"] |= {"name": "演示店", "timezone": "Asia/Shanghai"}
-        del cfg["doors"][0]["contact"]
-        cfg["devices"].append(
-            {
-                "id": "printer-1",
-                "kind": "printer",
-                "connection": {
-                    "type": "serial",
-                    "port": str(serial_sim.link("printer-1")),
-                    "baudrate": 19200,
-                },
-                "paper_chars": 32,
-                "status_poll_seconds": 0.3,
-                "timeout_seconds": 1,
-            }
-        )
-        cfg["printing"] = {"pick_slips": "printer-1", "receipts": "printer-1"}
-        cfg["printing"]["retry_seconds"] = 0.3
-
-    config = write_agent_config(tmp_path, serial_sim, edit)
-    s = await Store.start(
-        config, serial_sim, ready=lambda a: a.store.devices["printer-1"].online, within=5
-    )
+    line = {"type": "serial", "port": str(serial_sim.link("printer-1")), "baudrate": 19200}
+    config = printing_config(tmp_path, serial_sim, connection=line, printer={"timeout_seconds": 1})
+    s = await started(config, serial_sim)
     try:
         yield s
     finally:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from agent.services.printing import UNCONFIRMED_LIMIT
-from tests.agent.services.test_printing import Store
-from tests.support.inproc_agent import start_sim_with, write_agent_config
+from tests.agent.services.test_printing import Store, printing_config, started
+from tests.support.inproc_agent import start_sim_with
 from tests.support.pty_devices import eventually
 from tests.support.sim import SimHandle
 
@@ -29,29 +29,15 @@ def sim(tmp_path: Path) -> Iterator[SimHandle]:
         yield handle
 
 
-async def started(tmp_path: Path, sim: SimHandle, **printer: Any) -> Store:
-    def edit(cfg: dict[str, Any]) -> None:
-        del cfg["doors"][0]["contact"]
-        cfg["devices"].append(
-            {
-                "id": "printer-1",
-                "kind": "printer",
-                "connection": {"type": "network", "address_file": str(sim.link("printer-1"))},
-                "status_poll_seconds": 0.2,
-                "timeout_seconds": 1,
-            }
-            | printer
-        )
-        cfg["printing"] = {"receipts": "printer-1", "retry_seconds": 0.2}
-
-    config = write_agent_config(tmp_path, sim, edit)
-    return await Store.start(
-        config, sim, ready=lambda a: a.store.devices["printer-1"].online, within=5
+async def start_store(tmp_path: Path, sim: SimHandle, **printer: Any) -> Store:
+    config = printing_config(
+        tmp_path, sim, printer={"status_poll_seconds": 0.2} | printer, retry_seconds=0.2
     )
+    return await started(config, sim)
 
 
 async def test_confirm_received_prints_each_job_once(tmp_path: Path, sim: SimHandle) -> None:
-    store = await started(tmp_path, sim, confirm="received")
+    store = await start_store(tmp_path, sim, confirm="received")
     try:
         for text in ("第一张", "第二张"):
             await store.command("print", text=text)
@@ -68,7 +54,7 @@ async def test_confirm_received_prints_each_job_once(tmp_path: Path, sim: SimHan
 async def test_left_at_printed_it_says_why_and_stops_resending(
     tmp_path: Path, sim: SimHandle
 ) -> None:
-    store = await started(tmp_path, sim, print_timeout_seconds=0.4)
+    store = await start_store(tmp_path, sim, print_timeout_seconds=0.4)
     try:
         result = await store.command("print", text="没有确认")
         (done,) = await store.done(1, within=10)
