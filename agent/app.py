@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
 import agent
 from agent.clock import Clock
 from agent.config import ConfigError, load_config
@@ -38,10 +35,11 @@ from agent.devices.base import (
 from agent.devices.registry import build_device
 from agent.journal import Journal, JournalError
 from agent.model.ids import new_ulid
+from agent.model.lifetimes import MAX_LIFETIME_S
 from agent.mqtt import RemoteOps
 from agent.order_sync import OrderSync
 from agent.relay import Relay
-from agent.remote.commands import StoreCommands, parse_keys
+from agent.remote.commands import StoreCommands
 from agent.remote.errors import UNSUPPORTED, CommandError
 from agent.rules.decide import AccessState
 from agent.rules.passes import Claims, PassVerifier
@@ -49,6 +47,7 @@ from agent.runtime.systemd import Notifier, run_watchdog
 from agent.services.access import AccessService
 from agent.services.base import StoreContext, StoreService
 from agent.services.door import Door
+from agent.services.hub_keys import HubKeys, config_anchors
 from agent.services.orders import PendingOrders
 from agent.services.registry import build_services
 from agent.services.stock import LocalStock
@@ -59,16 +58,6 @@ MAINTENANCE_S = 60.0
 CLOCK_CHECK_S = 5.0
 OUTBOX_STATE_S = 2.0
 STOP_BUDGET_S = 4.0
-
-
-def load_keys(cfg: AgentConfig) -> dict[str, Ed25519PublicKey]:
-    keys: dict[str, Ed25519PublicKey] = {}
-    for k in cfg.access.keys:
-        key = load_pem_public_key(k.pem_file.read_bytes())
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError(f"{k.pem_file}: key {k.kid!r} is not an Ed25519 public key")
-        keys[k.kid] = key
-    return keys
 
 
 @dataclass
@@ -95,14 +84,20 @@ class Agent:
         self.config_path = config_path
         self.cfg = cfg
         self.notifier = notifier or Notifier.from_env()
-        self.clock = Clock()
+        self.clock = Clock(max_unconfirmed=cfg.clock.max_unconfirmed_seconds)
         self.journal: Journal | None = None
         self.store: Store | None = None
-        self.verifier = PassVerifier({}, skew_seconds=cfg.access.clock_skew_seconds)
+        # Every pass and command it verifies tells the clock the hub's time.
+        self.verifier = PassVerifier(
+            {}, skew_seconds=cfg.access.clock_skew_seconds, clock=self.clock
+        )
         self.catalog: dict[str, dict[str, Any]] = {}
         self.relay: Relay | None = None
         self.remote: RemoteOps | None = None
         self.order_sync: OrderSync | None = None
+        self.hub_keys: HubKeys | None = None
+        # Called with the `iat` of each verified, nonce-bound hub answer (order sync): a
+        # trusted reading of the hub's clock, for whoever keeps the agent's clock honest.
         self.started_at = ""
         self._on_state_change: list[Callable[[], None]] = []
         self.device_online: dict[str, bool] = {}
@@ -124,6 +119,7 @@ class Agent:
             access_log_days=self.cfg.storage.access_log_days,
         )
         self.started_at = self.clock.now_rfc3339()
+        self.hub_keys = HubKeys(self.journal, self.verifier, self.clock)
         self.store = await self._build(self.cfg)
         await self._start_store(self.store)
         await self._start_relay(self.cfg)
@@ -237,10 +233,16 @@ class Agent:
         assert self.journal is not None
         local = await self.journal.load_state()
         self.catalog = dict(local.products)
-        # Keys rotated by the `keys.set` command outlive restarts and reloads.
-        remote_keys = local.settings.get("keys")
-        self.verifier.replace_keys(parse_keys(remote_keys) if remote_keys else load_keys(cfg))
+        # The config's keys are the anchors; keys rotated in by `keys.set` outlive restarts
+        # and reloads only as long as the keys that vouched for them (agent/rules/key_trust.py).
+        assert self.hub_keys is not None
+        await self.hub_keys.load(cfg, local.settings, config_anchors(cfg))
         self.verifier.skew = cfg.access.clock_skew_seconds
+        self.verifier.max_lifetime = {
+            **MAX_LIFETIME_S,
+            **cfg.access.max_lifetime_seconds.model_dump(),
+        }
+        self.clock.max_unconfirmed = cfg.clock.max_unconfirmed_seconds
         orders = PendingOrders(self.journal, local.orders, code_length=cfg.pickup.code_length)
         settings = local.settings
         lockdown = settings.get("lockdown", {d.id: d.lockdown for d in cfg.doors})
@@ -287,7 +289,7 @@ class Agent:
             if d.entry_question:
                 store.keypads[d.entry_question.keypad] = d.id
         store.access = AccessService(
-            cfg, self.journal, self.clock, self.verifier, orders, doors, state
+            cfg, self.journal, self.clock, self.verifier, orders, doors, state, settings
         )
         store.stock = LocalStock(self.journal, settings)
         ctx = StoreContext(
@@ -322,7 +324,13 @@ class Agent:
         await self.relay.start()
         self._spawn(self._watch_outbox())
         self.order_sync = OrderSync(
-            self.orders, hub_url=cfg.hub.url, store_id=cfg.store.id, token=cfg.hub.token
+            self.orders,
+            hub_url=cfg.hub.url,
+            store_id=cfg.store.id,
+            token=cfg.hub.token,
+            verifier=self.verifier,
+            journal=self.journal,
+            now=self.clock.now,
         )
         await self.order_sync.start()
 
@@ -466,6 +474,7 @@ class Agent:
             "decisions": store.access.decisions if store else 0,
             "access_latency": store.access.latency_summary() if store else {},
             "relay": self.relay.stats() if self.relay is not None else None,
+            "keys": self.hub_keys.trust.describe() if self.hub_keys is not None else None,
         }
 
     async def local_command(self, name: str, args: dict[str, Any], by: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`shopgate-agent`: run the store agent, check a config, make a door poster QR."""
+"""`shopgate-agent`: run the store agent, check a config, make a door poster QR, list or
+reset the hub keys it trusts, relock the GPIO doors after the agent (systemd's ExecStopPost)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +34,19 @@ def _parser() -> argparse.ArgumentParser:
     qr.add_argument("--door", required=True)
     qr.add_argument("--out", required=True, type=Path)
     qr.add_argument("--font", type=Path, help="a font file with Chinese glyphs (default: found)")
+    keys = sub.add_parser("keys", help="the hub keys this store trusts (docs/remote-ops.md)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    kl = keys_sub.add_parser("list", help="the config's keys and those keys.set installed")
+    kl.add_argument("--config", required=True, type=Path)
+    kl.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    kr = keys_sub.add_parser(
+        "reset", help="drop every key keys.set installed; only the config's keys stay"
+    )
+    kr.add_argument("--config", required=True, type=Path)
+    relock = sub.add_parser(
+        "relock", help="switch off every GPIO door relay (after the agent: ExecStopPost)"
+    )
+    relock.add_argument("--config", required=True, type=Path)
     ha = sub.add_parser("hash-answer", help="hash an entry-question answer for the config")
     ha.add_argument("answer", nargs="?", help="the answer (asked for when left out)")
     return p
@@ -49,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         answer = args.answer if args.answer is not None else getpass.getpass("answer: ")
         print(hash_answer(answer))
         return 0
+    if args.command == "keys":
+        return _keys(args.keys_command, args.config, getattr(args, "json", False))
     if args.command == "door-qr":
         return _door_qr(args.config, args.door, args.out, args.font)
+    if args.command == "relock":
+        return _relock(args.config)
     return _run(args.config, args.log_format, args.log_level)
 
 
@@ -62,6 +81,36 @@ def _load(path: Path):  # -> AgentConfig, or exits 2 with the problems
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _keys(command: str, config: Path, as_json: bool) -> int:
+    import json
+
+    from agent.journal.view import JournalView
+    from agent.services.hub_keys import inspect, reset_journal
+
+    cfg = _load(config)
+    if command == "reset":
+        dropped = asyncio.run(reset_journal(cfg, by="shopgate-agent keys reset"))
+        print(f"dropped {len(dropped)} installed key(s): {', '.join(dropped) or 'none'}")
+        print("a running agent takes this at its next reload: systemctl reload shopgate-agent")
+        return 0
+    trust = inspect(cfg, JournalView(cfg.storage.dir / "journal.db").settings())
+    report = trust.describe() | {
+        "dropped_at_next_start": [d.to_json() for d in trust.dropped],
+        "adopted_at_next_start": list(trust.adopted),
+    }
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(f"config (anchors): {', '.join(report['anchors'])}")
+    for k in report["installed"]:
+        print(f"installed: {k['kid']} via {' -> '.join(k['via'])} by {k['by'] or '?'} at {k['at']}")
+    for d in report["dropped_at_next_start"]:
+        print(f"dropped at the next start: {d['kid']} ({d['reason']})")
+    if report["revoked"]:
+        print(f"revoked: {', '.join(report['revoked'])}")
+    return 0
 
 
 def _door_qr(config: Path, door: str, out: Path, font: Path | None) -> int:
@@ -86,6 +135,20 @@ def _door_qr(config: Path, door: str, out: Path, font: Path | None) -> int:
         return 2
     print(poster.url)
     return 0
+
+
+def _relock(config: Path) -> int:
+    from agent.runtime.relock import relock
+
+    # systemd tells ExecStopPost how the agent ended; put it next to what was switched.
+    result = os.environ.get("SERVICE_RESULT")
+    if result and result != "success":
+        how = f"{os.environ.get('EXIT_CODE', '?')} {os.environ.get('EXIT_STATUS', '?')}"
+        print(f"shopgate-agent relock: the agent ended badly: {result} ({how})", flush=True)
+    report = relock(_load(config))
+    for item in report:
+        print(f"shopgate-agent relock: door {item.door}: {item.line}", flush=True)
+    return 0 if all(item.ok for item in report) else 1
 
 
 def _run(config: Path, log_format: str, level: str) -> int:

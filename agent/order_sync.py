@@ -17,6 +17,16 @@ this store decided wins: an order it already saw picked up (or cancelled) is nev
 pending again by a sync. Failures (the hub unreachable, a refusal) are logged once per
 streak and retried after a capped exponential backoff with jitter; being offline is
 normal for a store and costs nothing.
+
+Only signed answers are taken (agent/rules/signed_sync.py): each request asks for
+`Accept: application/jwt` with a fresh random `nonce`, and the answer must be signed by
+a hub key this store trusts, for this store, unexpired, echo the nonce and the question,
+and be no older than the newest answer taken (`order_sync.high_water` in the journal's
+settings, so it holds across restarts). Both answers of a pass are verified before
+either is applied: a refused pass changes nothing. A refusal is journaled as
+`sync.refused` {what, reason, detail} and logged, then retried like any failure.
+The verifier hands each answer's signing time to the agent's clock (a fresh hub-signed
+time, as the nonce proves: agent/clock.py, observe_signed_time).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +45,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+from agent.journal import Journal, JournalError, PutSetting
+from agent.rules.passes import PassVerifier, Rejected
+from agent.rules.signed_sync import SyncAnswer, looks_signed, next_high_water, verify_sync
 from agent.services.orders import OrderError, PendingOrders
 
 log = logging.getLogger(__name__)
@@ -45,10 +59,23 @@ REQUEST_TIMEOUT_S = 15.0
 CANCELLED_LOOKBACK_S = 2 * 86400.0
 CURSOR_MARGIN_S = 300.0  # overlap between passes: a change stamped late is still seen
 FINAL = frozenset({"picked_up", "cancelled"})
+JWT = "application/jwt"
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # thousands of orders; a hostile answer stops here
+HIGH_WATER = "order_sync.high_water"
 
 
 class SyncFailed(Exception):
     """The hub could not be asked (the message says why; never holds the token)."""
+
+
+class SyncRefused(SyncFailed):
+    """An answer this store does not take (unsigned, forged, another store's, expired, to
+    another request); nothing of it was applied. `reason` is a contract reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +83,7 @@ class SyncResult:
     upserted: list[str]
     cancelled: list[str]
     kept: list[str]  # orders the hub has as pending that this store already closed
+    hub_iat: float | None = None  # when the hub signed the newest answer of the pass
 
 
 def _rfc3339(epoch: float) -> str:
@@ -83,6 +111,8 @@ class OrderSync:
         hub_url: str,
         store_id: str,
         token: str,
+        verifier: PassVerifier,
+        journal: Journal | None = None,
         interval_s: float = INTERVAL_S,
         retry_min_s: float = RETRY_MIN_S,
         retry_max_s: float = RETRY_MAX_S,
@@ -93,7 +123,11 @@ class OrderSync:
         self._orders = orders if callable(orders) else (lambda: orders)
         base = hub_url.rstrip("/")
         self._url = f"{base}/api/v1/stores/{quote(store_id, safe='')}/orders"
+        self._store = store_id
         self._token = token
+        self._verifier = verifier  # the agent's own: keys rotated by keys.set apply here too
+        self._journal = journal
+        self.high_water: float | None = None  # iat of the newest answer taken (capped)
         self._interval = interval_s
         self._retry = (retry_min_s, retry_max_s)
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
@@ -112,7 +146,10 @@ class OrderSync:
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        headers = {"Accept": "application/json"}
+        if self._journal is not None:
+            mark = (await self._journal.load_state()).settings.get(HIGH_WATER)
+            self.high_water = float(mark) if isinstance(mark, int | float) else None
+        headers = {"Accept": JWT}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         self._session = aiohttp.ClientSession(headers=headers, timeout=self._timeout)
@@ -172,6 +209,11 @@ class OrderSync:
         async with self._lock:
             try:
                 result = await self._pass()
+            except SyncRefused as e:
+                self.failures += 1
+                self.last_error = str(e)
+                await self._refused(e)
+                raise
             except SyncFailed as e:
                 self.failures += 1
                 self.last_error = str(e)
@@ -185,10 +227,22 @@ class OrderSync:
             self.passes += 1
             return result
 
+    async def _refused(self, e: SyncRefused) -> None:
+        log.warning("order sync refused the hub's answer, nothing applied: %s", e)
+        if self._journal is None:
+            return
+        data = {"what": "orders", "reason": e.reason, "detail": e.detail[:300]}
+        try:
+            await self._journal.append("sync.refused", data)
+        except JournalError as je:
+            log.error("could not journal the refused order sync: %s", je)
+
     async def _pass(self) -> SyncResult:
         since = self._cursor or _rfc3339(self._now() - CANCELLED_LOOKBACK_S)
-        pending, hub_now = await self._get({"status": "pending"})
-        cancelled, _ = await self._get({"status": "cancelled", "updated_after": since})
+        # Both answers are verified before either is applied: a refusal changes nothing.
+        first = await self._get({"status": "pending"})
+        second = await self._get({"status": "cancelled", "updated_after": since})
+        pending, hub_now, cancelled = first.orders, first.now, second.orders
         orders = self._orders()
         upsert: list[dict[str, Any]] = []
         kept: list[str] = []
@@ -211,7 +265,18 @@ class OrderSync:
             log.info(
                 "order sync: %d orders added or changed, %d cancelled", len(upserted), len(gone)
             )
-        return SyncResult(upserted, gone, kept)
+        iat = max(first.iat, second.iat)
+        await self._taken(iat)
+        return SyncResult(upserted, gone, kept, iat)
+
+    async def _taken(self, iat: float) -> None:
+        mark = next_high_water(self.high_water, iat, self._now(), self._verifier.skew)
+        if mark != self.high_water and self._journal is not None:
+            try:
+                await self._journal.apply([PutSetting(HIGH_WATER, mark)])
+            except JournalError as e:
+                log.error("order sync: could not save the high-water mark: %s", e)
+        self.high_water = mark
 
     async def _upsert(self, orders: PendingOrders, todo: list[dict[str, Any]]) -> list[str]:
         if not todo:
@@ -228,19 +293,43 @@ class OrderSync:
                 log.warning("order sync: order refused: %s", e)
         return done
 
-    async def _get(self, params: dict[str, str]) -> tuple[list[Any], Any]:
+    async def _get(self, params: dict[str, str]) -> SyncAnswer:
         session = self._session
         if session is None:
             raise SyncFailed("not started")
+        nonce = secrets.token_urlsafe(24)
         try:
-            async with session.get(self._url, params=params) as resp:
+            async with session.get(self._url, params={**params, "nonce": nonce}) as resp:
                 if resp.status != 200:
                     text = (await resp.text())[:300]
                     raise SyncFailed(f"the hub answered {resp.status}: {text}")
-                body = await resp.json(content_type=None)
+                kind = resp.content_type
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        break
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
             raise SyncFailed(f"cannot reach the hub: {type(e).__name__}: {e}") from None
-        orders = body.get("orders") if isinstance(body, dict) else None
-        if not isinstance(orders, list):
-            raise SyncFailed("the hub's answer has no list of orders")
-        return orders, body.get("now")
+        if len(body) > MAX_ANSWER_BYTES:
+            raise SyncRefused("malformed", f"the answer is over {MAX_ANSWER_BYTES} bytes")
+        token = body.decode("ascii", errors="replace").strip()
+        if not looks_signed(token):
+            raise SyncRefused(
+                "malformed",
+                f"the answer is not signed ({kind or 'no content type'}); this agent takes "
+                "only order lists signed by the hub (a hub older than the agent, or not the hub)",
+            )
+        checked = verify_sync(
+            self._verifier,
+            token,
+            store=self._store,
+            now=self._now(),
+            nonce=nonce,
+            status=[params["status"]],
+            updated_after=params.get("updated_after"),
+            high_water=self.high_water,
+        )
+        if isinstance(checked, Rejected):
+            raise SyncRefused(str(checked.reason), checked.detail)
+        return checked

@@ -30,6 +30,7 @@ from cloud.api.auth import auth_middleware
 from cloud.api.errors import error_middleware
 from cloud.config import HubConfig
 from cloud.db.engine import Database
+from cloud.limits import web as limits
 from cloud.stock.ledger import StockLedger
 from cloud.web import dashboard, entry
 
@@ -53,6 +54,7 @@ def create_app(cfg: HubConfig, db: Database) -> web.Application:
     app[DB] = db
     app[VERSION] = hub_version()
     app[STOCK_LEDGER] = StockLedger(db)
+    limits.attach(app)  # the guess counts (cloud/limits), before the routes that use them
     health.add_routes(app)
     events.add_routes(app)
     platforms.add_routes(app)

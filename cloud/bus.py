@@ -50,8 +50,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.config.schema import parse_mqtt_url
-from agent.mqtt.session import NODELAY
+from agent.config.schema import MqttTlsConfig, parse_mqtt_url
+from agent.mqtt.session import NODELAY, tls_context
 from agent.mqtt.supervise import describe, supervise
 from cloud.config import HubConfig
 from cloud.signing import ISSUER, load_private_key, sign_command
@@ -103,9 +103,12 @@ class HubBus:
         reconnect_min_s: float = RECONNECT_MIN_S,
         reconnect_max_s: float = RECONNECT_MAX_S,
         connect_wait_s: float = CONNECT_WAIT_S,
+        tls: MqttTlsConfig | None = None,
     ) -> None:
-        self.host, self.port, tls = parse_mqtt_url(mqtt_url)
-        self._tls = _tls_context() if tls else None
+        """`tls`: CA and client certificate for an mqtts:// URL (reads the files; raises
+        MqttSetupError when they cannot be used); none: the system's CAs."""
+        self.host, self.port, use_tls = parse_mqtt_url(mqtt_url)
+        self._tls = tls_context(tls or MqttTlsConfig()) if use_tls else None
         self.root = topic_root
         self._key = key
         self.kid = kid
@@ -132,7 +135,7 @@ class HubBus:
 
     @classmethod
     def from_config(cls, cfg: HubConfig) -> HubBus:
-        """Blocking (reads key and password files): call before the loop serves."""
+        """Blocking (reads key, password and TLS files): call before the loop serves."""
         key, kid = load_private_key(cfg.signing.key_file, cfg.signing.kid)
         password = None
         if cfg.mqtt.password_file is not None:
@@ -145,6 +148,7 @@ class HubBus:
             instance_id=cfg.mqtt.instance_id,
             username=cfg.mqtt.username,
             password=password,
+            tls=cfg.mqtt.tls,
         )
 
     # --- topics ------------------------------------------------------------------------
@@ -406,12 +410,6 @@ def _json(payload: Any) -> Any:
         return json.loads(payload if isinstance(payload, bytes | bytearray | str) else b"")
     except ValueError:
         return None
-
-
-def _tls_context() -> Any:
-    import ssl
-
-    return ssl.create_default_context()
 
 
 def _shut_down(client: aiomqtt.Client) -> None:

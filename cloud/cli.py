@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from agent.model.lifetimes import MAX_LIFETIME_S
 from cloud import signing
 
 PROG = "shopgate-hub"
@@ -108,13 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="O",
         help="order id(s), for scope pickup (repeatable)",
     )
-    mint.add_argument("--ttl", type=_positive_int, default=300, metavar="SECONDS")
+    mint.add_argument(
+        "--ttl",
+        type=_positive_int,
+        default=300,
+        metavar="SECONDS",
+        help="life of the pass (default 300; at most "
+        + ", ".join(f"{s} {MAX_LIFETIME_S[s]}" for s in signing.PASS_SCOPES)
+        + ": agents refuse longer ones)",
+    )
 
     cmd = sub.add_parser("sign-command", help="print a signed remote command")
     key_args(cmd)
     cmd.add_argument("--cmd", required=True, metavar="NAME", help="command name, e.g. unlock")
     cmd.add_argument("--args", type=_json_object, default={}, metavar="JSON", help="JSON object")
-    cmd.add_argument("--ttl", type=_positive_int, default=60, metavar="SECONDS")
+    cmd.add_argument(
+        "--ttl",
+        type=_positive_int,
+        default=60,
+        metavar="SECONDS",
+        help=f"life of the command (default 60, at most {MAX_LIFETIME_S['ops']})",
+    )
     return parser
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -21,14 +22,17 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 from agent.config.loader import check_config_main as agent_check_config_main
 from agent.config.loader import load_model
-from agent.config.schema import ConfigPath
+from agent.config.schema import ConfigPath, MqttTlsConfig, parse_mqtt_url
 from agent.config.yamltree import Loc
-from cloud import signing
+from agent.model.lifetimes import MAX_LIFETIME_S
+from cloud import exposure, signing
 from cloud.alerts.settings import AlertsConfig, alert_problems
+from cloud.limits.settings import DoorLimit, LimitsConfig
 from cloud.payments.settings import PaymentsConfig
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -60,6 +64,7 @@ def _check_listen(text: str) -> str:
 def _check_mqtt_url(text: str) -> str:
     if not text.startswith(("mqtt://", "mqtts://")):
         raise ValueError(f"{text!r} is not a broker URL (mqtt://host:1883 or mqtts://host:8883)")
+    parse_mqtt_url(text)  # host and port; no credentials in it
     return text
 
 
@@ -122,6 +127,17 @@ class MqttConfig(Strict):
         description="This hub process's name on the broker (its reply topic); empty: "
         "host name and process id. Hubs sharing a broker need different ones.",
     )
+    tls: MqttTlsConfig = Field(
+        MqttTlsConfig(),
+        description="For an mqtts:// URL: the CA that signed the broker's certificate "
+        "(deploy/mosquitto/make-certs.sh) and an optional client certificate.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> MqttConfig:
+        if (self.tls.cert_file is None) != (self.tls.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file go together")
+        return self
 
 
 class CourierConfig(Strict):
@@ -131,7 +147,10 @@ class CourierConfig(Strict):
         "derived from the signing key (links then change when the key does).",
     )
     pass_ttl_seconds: int = Field(
-        7200, ge=60, le=86400, description="How long a courier's pickup pass is valid."
+        7200,
+        ge=60,
+        le=MAX_LIFETIME_S["pickup"],  # agents refuse longer-lived passes
+        description="How long a courier's pickup pass is valid.",
     )
 
 
@@ -164,7 +183,12 @@ class EntryConfig(Strict):
         default_factory=list,
         description="The question bank; one is picked per visit. Empty: no question asked.",
     )
-    pass_ttl_seconds: int = Field(300, ge=30, le=86400, description="Life of an entry pass.")
+    pass_ttl_seconds: int = Field(
+        300,
+        ge=30,
+        le=MAX_LIFETIME_S["entry"],  # agents refuse longer-lived passes
+        description="Life of an entry pass.",
+    )
     question_ttl_seconds: int = Field(
         600, ge=30, le=86400, description="Time to answer before the page asks again."
     )
@@ -182,6 +206,10 @@ class EntryConfig(Strict):
     )
     unlock_wait_seconds: float = Field(
         5.0, gt=0, le=30, description="How long a right answer waits for the door to open."
+    )
+    door_limit: DoorLimit = Field(
+        default_factory=DoorLimit,
+        description="Wrong answers at one door from everyone together (docs/hub.md).",
     )
 
 
@@ -289,6 +317,14 @@ class PlatformsConfig(Strict):
     eleme: Credentials | None = None
     jddj: Credentials | None = None
     douyin: Credentials | None = None
+    push_max_age_seconds: int = Field(
+        300,
+        ge=10,
+        le=86400,
+        description="A push whose signed timestamp (Meituan, Eleme, JD Daojia) is further "
+        "than this from the hub's clock, either way, is refused (401 stale_push): a "
+        "captured push replayed later. Douyin signs no time into its pushes.",
+    )
 
 
 class WdtCredentials(Credentials):
@@ -341,6 +377,7 @@ class HubConfig(Strict):
     courier: CourierConfig = CourierConfig()
     alerts: AlertsConfig = AlertsConfig()
     payments: PaymentsConfig = PaymentsConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     def database_url(self, override: str | None = None) -> str:
         """The database URL as written (`--db`, else database.url, else the SQLite file)."""
@@ -363,6 +400,7 @@ def load_hub_config(path: Path, environ: Mapping[str, str] | None = None) -> Hub
             *_shop_problems(cfg),
             *_erp_problems(cfg),
             *alert_problems(cfg.alerts, [s.id for s in cfg.stores], [m.id for m in cfg.merchants]),
+            *_exposure_problems(cfg),
         ],
         environ,
     )
@@ -444,3 +482,109 @@ def _key_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
             )
         return [(("signing", "key_file"), f"{e}{hint}")]
     return []
+
+
+# -- a hub that other machines reach takes no demo secret (cloud/exposure.py) -------------
+
+_TOKEN_FIX = "give it at least 24 random characters (openssl rand -hex 24)"
+
+
+def reach(cfg: HubConfig, resolve: exposure.Resolver = exposure.resolve_passive) -> str | None:
+    """Why other machines can call this hub (its listen address binds beyond loopback, or
+    its public_url names another host, or a reverse proxy forwards to it), or None when it
+    serves this machine only."""
+    host, port = parse_listen(cfg.http.listen)
+    return (
+        exposure.listen_reach(host, port, resolve)
+        or exposure.public_url_reach(cfg.http.public_url)
+        or exposure.proxy_reach(cfg.limits.trusted_proxies)
+    )
+
+
+def weak_settings(cfg: HubConfig) -> list[tuple[Loc, str]]:
+    """Every setting fit only for the loopback demo: (where, what is wrong and the fix).
+    Messages never quote a secret."""
+    out: list[tuple[Loc, str]] = []
+
+    def secret(loc: Loc, value: str, fix: str, *, minimum: int, empty_ok: bool) -> None:
+        why = exposure.weakness(value, minimum=minimum, empty_ok=empty_ok)
+        if why is not None:
+            out.append((loc, f"{why}; {fix}"))
+
+    def demo_only(loc: Loc, value: str, fix: str) -> None:
+        secret(loc, value, fix, minimum=0, empty_ok=True)
+
+    if cfg.signing.kid.strip().lower() == exposure.DEMO_KID:
+        fix = "make this hub its own key: shopgate-hub keygen --out /etc/shopgate/keys"
+        out.append((("signing", "kid"), f"is the demo key's id; {fix} (its kid is derived)"))
+    try:
+        mode = cfg.signing.key_file.stat().st_mode
+    except OSError:
+        mode = 0  # _key_problems says why it cannot be read
+    if mode & 0o004:
+        out.append(
+            (
+                ("signing", "key_file"),
+                f"every user of this machine can read the private key (mode {mode & 0o777:04o});"
+                " chmod 0640 it, owned by root and the hub's group",
+            )
+        )
+    for i, store in enumerate(cfg.stores):
+        secret(("stores", i, "token"), store.token, _TOKEN_FIX, minimum=24, empty_ok=False)
+    for i, merchant in enumerate(cfg.merchants):
+        secret(("merchants", i, "token"), merchant.token, _TOKEN_FIX, minimum=24, empty_ok=False)
+    for section, names in (("platforms", PLATFORM_NAMES), ("erp", ERP_NAMES)):
+        for name in names:
+            creds: Credentials | None = getattr(getattr(cfg, section), name)
+            if creds is None:
+                continue
+            fix = f"set the secret {name} issued for this app"
+            min_chars = exposure.MIN_SECRET_CHARS
+            secret((section, name, "secret"), creds.secret, fix, minimum=min_chars, empty_ok=False)
+            demo_only((section, name, "token"), creds.token, f"set the access token {name} issued")
+    if cfg.payments.demo:
+        out.append(
+            (
+                ("payments", "demo"),
+                "is on: its 确认支付 button marks a payment paid with no money moving; "
+                "set it false",
+            )
+        )
+    secret(
+        ("payments", "notify_secret"),
+        cfg.payments.notify_secret,
+        "set the secret your payment gateway signs with (empty: notifications refused)",
+        minimum=exposure.MIN_SECRET_CHARS,
+        empty_ok=True,
+    )
+    secret(
+        ("courier", "link_secret"),
+        cfg.courier.link_secret,
+        "leave it empty (derived from the signing key) or set openssl rand -hex 32",
+        minimum=exposure.MIN_SECRET_CHARS,
+        empty_ok=True,
+    )
+    for i, robot in enumerate(cfg.alerts.robots):
+        where: Loc = ("alerts", "robots", i)
+        secret(
+            (*where, "secret"),
+            robot.secret,
+            "set the robot's 加签 secret (SEC...) from DingTalk, or leave it empty",
+            minimum=exposure.MIN_SECRET_CHARS,
+            empty_ok=True,
+        )
+        fix = "set the robot's own webhook from DingTalk"
+        demo_only((*where, "access_token"), robot.access_token, fix)
+        for token in parse_qs(urlsplit(robot.url).query).get("access_token", []):
+            demo_only((*where, "url"), token, fix)
+    return out
+
+
+def _exposure_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:
+    weak = weak_settings(cfg)
+    where = reach(cfg) if weak else None  # resolves the listen host only when it matters
+    if where is None:
+        return []
+    return [
+        (loc, f"{message}; not on a hub other machines reach ({where})") for loc, message in weak
+    ]

@@ -16,20 +16,22 @@ import signal
 
 from aiohttp import web
 
-from cloud import delivery
+from agent.mqtt.session import MqttSetupError
+from cloud import delivery, exposure
 from cloud.access_log import AccessLogger
 from cloud.alerts import worker as alerts
 from cloud.app import create_app
 from cloud.bus import HubBus
-from cloud.config import HubConfig, parse_listen
+from cloud.config import HubConfig, parse_listen, weak_settings
 from cloud.db.engine import Database
 from cloud.db.principals import sync_principals
 
 log = logging.getLogger("cloud.service")
 
 SHUTDOWN_GRACE_S = 3.0
-# Shorter tokens are guessable; the demo's "demo-token" gets a warning, not a refusal.
-MIN_TOKEN_LENGTH = 24
+# Shorter tokens are guessable; on loopback (the demo's "demo-token") a warning, not a
+# refusal: a hub other machines reach refuses them (cloud/config.py weak_settings).
+MIN_TOKEN_LENGTH = exposure.MIN_TOKEN_CHARS
 
 
 async def run_hub(cfg: HubConfig, db_url: str) -> int:
@@ -59,6 +61,9 @@ async def run_hub(cfg: HubConfig, db_url: str) -> int:
             where = cfg.mqtt.password_file
             log.error("cannot read the MQTT password file %s: %s", where, e.strerror or e)
             return 2
+        except MqttSetupError as e:  # mqtt.tls files missing or not certificates
+            log.error("%s", e)
+            return 2
         delivery.attach(app, bus)
         alerts.attach(app)
         runner = web.AppRunner(
@@ -76,6 +81,9 @@ async def run_hub(cfg: HubConfig, db_url: str) -> int:
             except OSError as e:
                 log.critical("cannot listen on %s: %s", cfg.http.listen, e.strerror or e)
                 return 1
+            # Before anything is served (no await since the bind): what was really bound.
+            if _demo_settings_reachable(cfg, [str(a[0]) for a in runner.addresses]):
+                return 2
             for address in runner.addresses:
                 host_text = f"[{address[0]}]" if ":" in address[0] else address[0]
                 log.info("listening on http://%s:%d", host_text, address[1])
@@ -108,6 +116,22 @@ async def _open_unless_stopped(db_url: str, stop: asyncio.Event) -> Database | N
         late = await opening  # it finished just as it was cancelled
         await late.close()
     return None
+
+
+def _demo_settings_reachable(cfg: HubConfig, bound: list[str]) -> bool:
+    """Log each setting fit only for the loopback demo, if other machines can reach the
+    sockets just bound (or come through public_url); whether there were any. The config
+    check said the same from the listen address; this holds for the addresses themselves."""
+    where = (
+        exposure.bound_reach(bound)
+        or exposure.public_url_reach(cfg.http.public_url)
+        or exposure.proxy_reach(cfg.limits.trusted_proxies)
+    )
+    weak = weak_settings(cfg) if where else []
+    for loc, message in weak:
+        key = ".".join(str(part) for part in loc)
+        log.critical("%s: %s; not on a hub other machines reach (%s)", key, message, where)
+    return bool(weak)
 
 
 def _warn_weak_tokens(cfg: HubConfig) -> None:

@@ -27,6 +27,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from agent.model.lifetimes import MAX_LIFETIME_S
+
 ISSUER = "shopgate-hub"
 PRIVATE_KEY_NAME = "hub-signing.pem"
 PUBLIC_KEY_NAME = "hub-signing.pub.pem"
@@ -168,9 +170,17 @@ def _now(now: float | None) -> int:
     return int(time.time() if now is None else now)
 
 
-def _check_ttl(ttl: int) -> int:
+def _check_ttl(ttl: int, scope: str) -> int:
     if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
         raise SigningError(f"ttl must be a positive number of seconds, not {ttl!r}")
+    # The agent refuses a longer-lived token (agent/model/lifetimes.py): minting one would
+    # only hand out something that cannot open anything.
+    cap = MAX_LIFETIME_S.get(scope)
+    if cap is not None and ttl > cap:
+        what = "commands" if scope == "ops" else f"{scope} passes"
+        raise SigningError(
+            f"ttl {ttl} s is too long: agents refuse {what} that live more than {cap} s"
+        )
     return ttl
 
 
@@ -219,7 +229,7 @@ def mint_pass(
         "scope": scope,
         "jti": jti or uuid.uuid4().hex,
         "iat": iat,
-        "exp": iat + _check_ttl(ttl),
+        "exp": iat + _check_ttl(ttl, scope),
     }
     if nbf is not None:
         claims["nbf"] = int(nbf)
@@ -260,8 +270,50 @@ def sign_command(
         "scope": "ops",
         "jti": jti or uuid.uuid4().hex,
         "iat": iat,
-        "exp": iat + _check_ttl(ttl),
+        "exp": iat + _check_ttl(ttl, "ops"),
         "cmd": cmd,
         "args": args,
     }
     return _encode(key, kid, claims)
+
+
+SYNC_SCOPE = "orders.sync"
+RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "scope", "jti", "iat", "exp", "nbf"})
+
+
+def sign_store_data(
+    key: Ed25519PrivateKey,
+    kid: str,
+    *,
+    store: str,
+    scope: str,
+    claims: dict[str, Any],
+    ttl: int = 120,
+    now: float | None = None,
+    jti: str | None = None,
+) -> str:
+    """Data the hub vouches for to one store (an order list for its sync), signed as a
+    command is: `aud` = the store, a `scope` of its own so that it can never pass for a
+    pass or a command, a fresh `jti`, `iat` and a short `exp`. `claims` are added beside."""
+    if not store:
+        raise SigningError("store must not be empty")
+    if not scope or scope in PASS_SCOPES or scope == "ops":
+        raise SigningError(f"scope {scope!r} is taken by passes and commands")
+    clash = RESERVED_CLAIMS & set(claims)
+    if clash:
+        raise SigningError(f"claims may not set {', '.join(sorted(clash))}")
+    iat = _now(now)
+    return _encode(
+        key,
+        kid,
+        {
+            "iss": ISSUER,
+            "aud": store,
+            "sub": ISSUER,
+            "scope": scope,
+            "jti": jti or uuid.uuid4().hex,
+            "iat": iat,
+            "exp": iat + _check_ttl(ttl, scope),
+            **claims,
+        },
+    )

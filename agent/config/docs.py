@@ -47,8 +47,12 @@ agent.yaml:31: doors.0.scanner: no device 'scaner-front' (devices: lockbus-1, sc
 List items are counted from 0 (`doors.0` is the first door). Besides the types and values
 below, the check covers references between settings (a door's lock, contact, exit button,
 scanner and keypad must name a device of the right kind, and ids must be unique) and the
-hub key files (each must be readable and hold an Ed25519 public key in PEM). Unknown keys
-are errors, so a misspelt setting never goes unnoticed. The agent runs the same check when
+hub key files (each must be readable and hold an Ed25519 public key in PEM), and what the
+store token is sent to: `hub.url` must be `https://` unless the hub is on this machine
+(127.0.0.1, ::1, localhost: the demo), and a hub elsewhere needs this store's own token
+(set, not the demo's `demo-token`, at least 16 characters). A kid in
+`access.revoked_kids` may not also be in `access.keys`. Unknown keys are errors, so a
+misspelt setting never goes unnoticed. The agent runs the same check when
 it starts and refuses to start on any problem.
 
 ## Environment variables

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from agent.config.errors import ConfigError, Problem
 from agent.config.messages import explain
 from agent.config.schema import AgentConfig, reference_problems
+from agent.config.trust import hub_problems, revocation_problems
 from agent.config.yamltree import Loc, Tree, build
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -39,7 +40,15 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentCo
     config resolve against the folder of `path`.
     """
     return load_model(
-        path, AgentConfig, lambda cfg: [*reference_problems(cfg), *_key_file_problems(cfg)], environ
+        path,
+        AgentConfig,
+        lambda cfg: [
+            *reference_problems(cfg),
+            *_key_file_problems(cfg),
+            *hub_problems(cfg),
+            *revocation_problems(cfg),
+        ],
+        environ,
     )
 
 

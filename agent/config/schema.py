@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from agent.model.lifetimes import MAX_LIFETIME_S
+
 
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
@@ -106,6 +108,70 @@ class KeyConfig(Strict):
     pem_file: ConfigPath = Field(description="PEM file with the hub's Ed25519 public key.")
 
 
+class CodeLockoutConfig(Strict):
+    """Escalating pauses of a door's pickup codes (agent/rules/lockout.py)."""
+
+    pause_seconds: float = Field(
+        60, gt=0, le=86400, description="The first pause, once the limit is reached."
+    )
+    max_pause_seconds: float = Field(
+        3600,
+        gt=0,
+        le=7 * 86400,
+        description=(
+            "Each further pause of a streak is twice as long as the last, up to this; after the "
+            "first pause one wrong code starts the next."
+        ),
+    )
+    reset_after_seconds: float = Field(
+        6 * 3600,
+        gt=0,
+        le=30 * 86400,
+        description=(
+            "Wrong codes are forgotten after this long with none (counted from the end of the "
+            "last pause); a good code at the door forgets them at once."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _cap_covers_first(self) -> CodeLockoutConfig:
+        if self.max_pause_seconds < self.pause_seconds:
+            raise ValueError("max_pause_seconds must be at least pause_seconds")
+        return self
+
+
+class ScanBurstConfig(Strict):
+    """Many lines at one door within a second: a QR holding line breaks, not a person."""
+
+    lines: int = Field(
+        6,
+        ge=2,
+        description="This many lines at one door within `seconds` are a burst (`access.burst`).",
+    )
+    seconds: float = Field(1.0, gt=0, le=60, description="The burst window.")
+
+
+class MaxLifetimes(Strict):
+    """The longest a hub-signed token may live (`exp - iat`), per scope. The hub mints
+    none longer than the defaults; a store may only lower them."""
+
+    entry: int = Field(
+        MAX_LIFETIME_S["entry"], ge=60, le=MAX_LIFETIME_S["entry"], description="Entry passes."
+    )
+    pickup: int = Field(
+        MAX_LIFETIME_S["pickup"], ge=60, le=MAX_LIFETIME_S["pickup"], description="Pickup passes."
+    )
+    staff: int = Field(
+        MAX_LIFETIME_S["staff"], ge=60, le=MAX_LIFETIME_S["staff"], description="Staff passes."
+    )
+    ops: int = Field(
+        MAX_LIFETIME_S["ops"],
+        ge=60,
+        le=MAX_LIFETIME_S["ops"],
+        description="Signed remote commands (MQTT, scope `ops`).",
+    )
+
+
 class AccessConfig(Strict):
     keys: list[KeyConfig] = Field(
         min_length=1, description="Hub public keys that sign passes and commands."
@@ -124,15 +190,60 @@ class AccessConfig(Strict):
         5,
         ge=1,
         description=(
-            "Wrong pickup codes tolerated per door per minute before it answers `rate_limited` for "
-            "a minute."
+            "Wrong pickup codes in a row at a door (no good code between, none forgotten after "
+            "`code_lockout.reset_after_seconds` of quiet) before the door pauses codes: it "
+            "answers `rate_limited` without looking them up."
+        ),
+    )
+    revoked_kids: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Hub key ids never trusted, whatever the journal holds: a key `keys.set` installed "
+            "with that kid, or through a key with that kid, is dropped for good at the next "
+            "start or reload (docs/remote-ops.md, Hub keys). Not also in `keys`."
+        ),
+    )
+    code_lockout: CodeLockoutConfig = Field(
+        CodeLockoutConfig(),
+        description="How long pickup codes pause after too many wrong ones (escalating).",
+    )
+    scan_burst: ScanBurstConfig = Field(
+        ScanBurstConfig(),
+        description="Lines at one door faster than a person scans: journaled as `access.burst`.",
+    )
+    max_lifetime_seconds: MaxLifetimes = Field(
+        MaxLifetimes(),
+        description="Passes and commands that live longer are refused (`malformed`).",
+    )
+
+
+class ClockConfig(Strict):
+    """What the agent trusts about time (docs/architecture.md, "Durability and time")."""
+
+    max_unconfirmed_seconds: int = Field(
+        60,
+        ge=5,
+        le=3600,
+        description=(
+            "How far ahead of the latest time it has proof of (its saved time, the hub's "
+            "signed times) the agent follows the wall clock. A larger NTP jump is held until a "
+            "hub-signed time confirms it: a spoofed NTP reply moves the agent's time by at most "
+            "this much."
         ),
     )
 
 
 class PickupConfig(Strict):
     code_length: int = Field(6, ge=4, le=12, description="Digits in a courier pickup code.")
-    when_closed: bool = Field(True, description="Couriers may pick up outside business hours.")
+    when_closed: bool = Field(
+        True,
+        description=(
+            "Couriers may pick up (code or pickup pass) outside business hours and while the "
+            "business status is closed. On by default: an order taken before closing is still "
+            "fetched after it, and only a pending order's code opens, so a closed store with "
+            "nothing to fetch opens to no code; the code limit holds at every hour."
+        ),
+    )
 
 
 class HubConfig(Strict):
@@ -159,8 +270,9 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     """ "mqtts://broker.example.com" -> ("broker.example.com", 8883, True)."""
     m = _MQTT_URL.match(url.strip())
     if not m:
+        shown = re.sub(r"//[^/\s]*@", "//[redacted]@", url)  # a password is not repeated
         raise ValueError(
-            f"{url!r} is not a broker URL like mqtt://host:1883 or mqtts://host:8883 "
+            f"{shown!r} is not a broker URL like mqtt://host:1883 or mqtts://host:8883 "
             "(credentials go in username and password_file, not in the URL)"
         )
     scheme, v6, host, port = m.groups()
@@ -225,7 +337,10 @@ class MqttConfig(Strict):
         None,
         min_length=1,
         max_length=128,
-        description="MQTT client id; none: `shopgate-agent-STORE`. Must be unique on the broker.",
+        description=(
+            "MQTT client id; none: `shopgate-agent-STORE`. Must be unique on the broker (the "
+            "shipped broker config replaces it with the user name on its TLS listener)."
+        ),
     )
     username: str | None = Field(
         None,
@@ -611,6 +726,15 @@ class EntryQuestionConfig(Strict):
     timeout_seconds: int = Field(
         30, ge=5, description="Time to type the answer after scanning the pass."
     )
+    attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description=(
+            "Wrong answers with one pass at this door before the pass is used up (`replayed` "
+            "from then on, also after a restart)."
+        ),
+    )
 
     @field_validator("answers")
     @classmethod
@@ -840,6 +964,7 @@ class AgentConfig(Strict):
     checkout: list[CheckoutConfig] = Field(
         default_factory=list, description="Self-checkout points."
     )
+    clock: ClockConfig = Field(ClockConfig(), description="What the agent trusts about time.")
 
     def device(self, device_id: str) -> DeviceConfig:
         for d in self.devices:

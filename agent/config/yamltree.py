@@ -20,6 +20,7 @@ from agent.config.env import ExpansionError, expand
 Loc = tuple[str | int, ...]
 
 _STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -172,8 +173,10 @@ class _Builder:
     def scalar(self, node: ScalarNode, loc: Loc) -> Any:
         text, tag = node.value, node.tag
         if tag == _STR and "$" in text:
-            # A plain scalar's type comes from its text (`9600` is an int), so after
-            # expansion it is resolved again: `port: ${PORT:-9600}` gives an int.
+            # What the environment gives is text: a key id, app id or token made only of
+            # digits (`kid: ${KID}` = 12345678) stays the string it is. Typed fields take
+            # their text as pydantic does (`port: ${PORT:-9600}` validates as 9600); only
+            # an empty expansion means "not set" (null), as the YAML itself would say.
             implicit = node.style is None and tag == self._implicit_tag(text)
             try:
                 text = expand(text, self.environ)
@@ -181,8 +184,8 @@ class _Builder:
                 self.problem(loc, node, str(e))
                 self.tree.unusable.add(loc)
                 return node.value
-            if implicit:
-                tag = self._implicit_tag(text)
+            if implicit and self._implicit_tag(text) == _NULL:
+                tag = _NULL
         return self.construct(node, tag, text, loc)
 
     def _implicit_tag(self, text: str) -> str:

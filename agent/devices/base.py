@@ -63,6 +63,13 @@ class DeviceError(Exception):
     """A device could not do what it was asked; the message says what and why."""
 
 
+class DeviceUncertain(DeviceError):
+    """The request went out but no answer came back: the device may have done it.
+
+    A lock board whose reply was lost to noise has opened the door all the same, so the
+    caller must not act as if nothing happened (a pass given back would open twice)."""
+
+
 class Device(abc.ABC):
     """A driver that owns one port. Start opens it (and keeps reopening it when it
     disappears); stop closes it and may be called twice."""

@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 
 from agent.config.schema import LockBusDevice
-from agent.devices.base import ContactChanged, Device, DeviceError, DoorLock, EventSink
+from agent.devices.base import (
+    ContactChanged,
+    Device,
+    DeviceError,
+    DeviceUncertain,
+    DoorLock,
+    EventSink,
+)
 from agent.devices.presence import Presence
 from agent.devices.protocols import lockboard as lb
 from agent.devices.serial_link import Backoff, SerialLink
@@ -43,8 +50,8 @@ PRIORITY_POLL = 2
 MISSED_POLLS_OFFLINE = 3
 
 
-class BoardNotAnswering(DeviceError):
-    """A lock board did not answer a request, retries included."""
+class BoardNotAnswering(DeviceUncertain):
+    """A lock board did not answer a request, retries included (it may have heard it)."""
 
 
 @dataclass(slots=True)
@@ -65,6 +72,14 @@ class _Pending:
     tries_left: int
     future: asyncio.Future[lb.Reply]
     is_poll: bool
+    sent: bool = False  # written to the bus at least once: the board may have acted on it
+
+
+def _failed(pending: _Pending, exc: DeviceError) -> DeviceError:
+    """The error a request ends with: uncertain once it has been on the wire."""
+    if pending.sent and not isinstance(exc, DeviceUncertain):
+        return DeviceUncertain(f"{exc} after {_describe(pending.request)} was sent")
+    return exc
 
 
 def _describe(req: lb.Request) -> str:
@@ -214,9 +229,10 @@ class LockBus(Device):
         try:
             self._link.write(pending.frame)
         except DeviceError as exc:
-            pending.future.set_exception(exc)
+            pending.future.set_exception(_failed(pending, exc))
             self._fail_all(exc)
             return
+        pending.sent = True
         if isinstance(pending.request, lb.OpenLock):
             self.open_written_ns[(pending.request.board, pending.request.lock)] = perf_counter_ns()
         self._inflight = pending
@@ -288,7 +304,7 @@ class LockBus(Device):
         self._rx.clear()
         for pending in doomed:
             if not pending.future.done():
-                pending.future.set_exception(exc)
+                pending.future.set_exception(_failed(pending, exc))
 
     # --- port and board health ------------------------------------------------------
 

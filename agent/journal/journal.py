@@ -20,10 +20,11 @@ Events and the ops given with them are committed together or not at all. Failure
 raised as JournalError (code "disk_full", "io", "conflict", ...), never returned. An
 append whose caller is cancelled is still written once queued.
 
-The clock: `open` restores the clock to the last known good time saved here, every
-commit saves the clock's time again, and clock jumps are journaled as `clock.jumped`
-events (noticed on each append, or by `check_clock()`, which the app calls every few
-seconds).
+The clock: `open` restores the clock from the last known good time and the clock's
+anchor saved here (agent/clock.py: what tells a restart of the agent from a reboot of the
+Pi), every commit saves the clock's time again (and the anchor when it changed), and
+clock jumps are journaled as `clock.jumped` events (noticed on each append, or by
+`check_clock()`, which the app calls every few seconds).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from agent.clock import Clock, ClockJump, format_rfc3339
+from agent.clock import Clock, ClockAnchor, ClockJump, format_rfc3339
 from agent.journal import maintenance, state
 from agent.journal.errors import BAD_DATA, CLOSED, JournalError, from_sqlite
 from agent.journal.maintenance import MaintenanceReport
-from agent.journal.ops import Op, to_json
+from agent.journal.ops import Op, SaveClockAnchor, to_json
 from agent.journal.state import LocalState, OutboxBatch, OutboxSummary, Rejection
 from agent.journal.writer import Call, EventRow, Stop, Write, Writer, connect, in_transaction
 from agent.model.events import Event
@@ -114,8 +115,7 @@ class Journal:
             if isinstance(exc, sqlite3.Error):
                 raise from_sqlite(exc, f"opening {path}") from exc
             raise
-        if opened.last_known_good is not None:
-            clock.restore(opened.last_known_good)
+        clock.restore(opened.last_known_good, ClockAnchor.from_json(opened.clock_anchor))
         journal = cls(
             path,
             store_id,
@@ -231,12 +231,16 @@ class Journal:
             fn()
 
     async def check_clock(self) -> list[Event]:
-        """Journal any clock jump noticed since the last check (as `clock.jumped`)."""
+        """Journal any clock jump noticed since the last check (as `clock.jumped`), and
+        save the clock's anchor if it changed."""
         self._clock.now()
         jumps = self._clock.take_jumps()
-        if not jumps:
+        anchor = self._clock.take_anchor()
+        if not jumps and anchor is None:
             return []
-        return await self.append_many(_jump_items(jumps))
+        if self._closing is not None:
+            raise JournalError(CLOSED, f"journal {self.path} is closed")
+        return await self._write(_jump_items(jumps), _anchor_ops(anchor), self._clock.now())
 
     async def maintain(self) -> MaintenanceReport:
         """Prune old passes and access log lines, and apply the size cap (maintenance.py)."""
@@ -266,7 +270,8 @@ class Journal:
         """Write what is queued, save the clock, close. Safe to call twice."""
         if self._closing is None:
             self._closing = self._loop.create_future()
-            self._writer.submit(Stop(self._clock.now(), self._closing))
+            anchor = self._clock.anchor().to_json()
+            self._writer.submit(Stop(self._clock.now(), self._closing, anchor))
             try:
                 await self._closing
             finally:
@@ -283,9 +288,10 @@ class Journal:
             raise JournalError(CLOSED, f"journal {self.path} is closed")
         now = self._clock.now()
         jumps = self._clock.take_jumps()
-        if jumps:
+        anchor = self._clock.take_anchor()
+        if jumps or anchor is not None:
             # Queued first, so the jump gets a lower seq than what it may have affected.
-            jump_write = self._write(_jump_items(jumps), (), now)
+            jump_write = self._write(_jump_items(jumps), _anchor_ops(anchor), now)
             jump_write.add_done_callback(_log_failure)
         return self._write(items, ops, now)
 
@@ -381,6 +387,10 @@ class Journal:
 
 def _jump_items(jumps: list[ClockJump]) -> list[tuple[str, dict[str, Any]]]:
     return [("clock.jumped", jump.to_data()) for jump in jumps]
+
+
+def _anchor_ops(anchor: ClockAnchor | None) -> list[Op]:
+    return [] if anchor is None else [SaveClockAnchor(anchor.to_json())]
 
 
 def _log_failure(future: asyncio.Future[list[Event]]) -> None:

@@ -197,6 +197,21 @@ class FinishPrintJob:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SaveClockAnchor:
+    """Keep what the clock needs to tell a restart of the agent from a reboot of the Pi
+    (agent/clock.py ClockAnchor, as JSON) beside the last known good time."""
+
+    anchor: str
+
+    def statement(self, ts: str) -> Statement:
+        return Statement(
+            "INSERT INTO meta (key, value) VALUES ('clock_anchor', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self.anchor,),
+        )
+
+
 Op = (
     UsePass
     | ForgetPass
@@ -207,4 +222,5 @@ Op = (
     | LogAccess
     | PutPrintJob
     | FinishPrintJob
+    | SaveClockAnchor
 )

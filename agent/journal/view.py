@@ -64,3 +64,8 @@ class JournalView:
     def order_status(self, order_id: str) -> str | None:
         rows = self._query("SELECT status FROM orders WHERE id = ?", (order_id,))
         return rows[0]["status"] if rows else None
+
+    def settings(self) -> dict[str, Any]:
+        """The agent's settings (business status, lockdown, installed hub keys...)."""
+        rows = self._query("SELECT key, value FROM settings")
+        return {r["key"]: json.loads(r["value"]) for r in rows}

@@ -70,6 +70,7 @@ class Call:
 class Stop:
     last_known_good: float
     future: asyncio.Future[None]
+    clock_anchor: str | None = None  # agent/clock.py ClockAnchor as JSON, saved with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Opened:
 
     schema_was: int
     last_known_good: float | None
+    clock_anchor: str | None = None  # as the clock saved it (agent/clock.py ClockAnchor)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -129,11 +131,16 @@ class Writer(threading.Thread):
         try:
             self._conn = connect(self._path)
             schema_was = migrate(self._conn)
-            row = self._conn.execute(
-                "SELECT value FROM meta WHERE key = 'last_known_good'"
-            ).fetchone()
+            meta = dict(
+                self._conn.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('last_known_good', 'clock_anchor')"
+                ).fetchall()
+            )
+            lkg = meta.get("last_known_good")
             self.checkpointer.start()
-            self.opened.set_result(Opened(schema_was, float(row[0]) if row else None))
+            self.opened.set_result(
+                Opened(schema_was, float(lkg) if lkg else None, meta.get("clock_anchor"))
+            )
         except BaseException as exc:
             if self._conn is not None:
                 self._conn.close()
@@ -254,6 +261,12 @@ class Writer(threading.Thread):
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (repr(stop.last_known_good),),
             )
+            if stop.clock_anchor is not None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('clock_anchor', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (stop.clock_anchor,),
+                )
             # Fold the WAL back into the database so the next open starts clean.
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:

@@ -24,7 +24,7 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.config.schema import MqttConfig, parse_mqtt_url
+from agent.config.schema import MqttConfig, MqttTlsConfig, parse_mqtt_url
 from agent.mqtt.topics import Topics
 
 # Nagle's algorithm holds a small reply back until the previous segment is acknowledged:
@@ -68,12 +68,13 @@ def _prepare(cfg: MqttConfig) -> Login:
             raise MqttSetupError(
                 f"mqtt.password_file {cfg.password_file}: cannot read it ({e.__class__.__name__})"
             ) from None
-    context = _tls_context(cfg) if tls else None
+    context = tls_context(cfg.tls) if tls else None
     return Login(host, port, context, cfg.username, password)
 
 
-def _tls_context(cfg: MqttConfig) -> ssl.SSLContext:
-    t = cfg.tls
+def tls_context(t: MqttTlsConfig) -> ssl.SSLContext:
+    """The TLS context for an mqtts:// broker (blocking: it reads the files). The agent
+    and the hub both use it, with the same `tls` settings."""
     try:
         context = ssl.create_default_context(cafile=str(t.ca_file) if t.ca_file else None)
         if t.cert_file is not None and t.key_file is not None:

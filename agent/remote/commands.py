@@ -14,20 +14,19 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
 from agent.devices.base import DeviceError
 from agent.journal import JournalError, PutProduct, PutSetting
 from agent.remote.args import Handler
 from agent.remote.args import arg as _arg
 from agent.remote.errors import BAD_ARGS, FAILED, UNKNOWN_COMMAND, UNSUPPORTED, CommandError
+from agent.rules.key_trust import KeyRuleError
 from agent.rules.passes import Claims
 from agent.rules.scan import gtin_check_digit_ok
 from agent.services.orders import OrderError
 
 if TYPE_CHECKING:
     from agent.app import Agent
+    from agent.services.hub_keys import HubKeys
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,7 @@ class StoreCommands:
             "orders.cancel": self.orders_cancel,
             "catalog.upsert": self.catalog_upsert,
             "keys.set": self.keys_set,
+            "keys.reset": self.keys_reset,
             "sync": self.sync,
             # Answered by a store service (agent/services/) when the store has the hardware.
             "print": self.no_device("printer"),
@@ -186,20 +186,19 @@ class StoreCommands:
         return {"upserted": len(checked)}
 
     async def keys_set(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
-        """Replace the hub keys that passes and commands are checked with. The command
-        itself was signed by a key trusted now, so a rotation is a chain of trust."""
+        """Replace the keys installed by keys.set (the config's keys stay, always). The new
+        keys are trusted for as long as the key that signed this command is: removing or
+        revoking it in the config drops them (agent/rules/key_trust.py)."""
         keys = _arg(args, "keys", list)
-        if not keys:
-            raise CommandError(BAD_ARGS, "keys must not be empty: the store would trust nobody")
-        parsed = parse_keys(keys)
-        stored = [{"kid": k["kid"], "pem": k["pem"]} for k in keys]
-        await self._journal().append(
-            "keys.changed",
-            {"kids": sorted(parsed), "by": claims.sub},
-            ops=[PutSetting("keys", stored)],
-        )
-        self.agent.verifier.replace_keys(parsed)
-        return {"kids": sorted(parsed)}
+        try:
+            return await self._hub_keys().set_keys(keys, signer=claims.kid, by=claims.sub)
+        except KeyRuleError as e:
+            raise CommandError(BAD_ARGS, str(e)) from e
+
+    async def keys_reset(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+        """Drop every key keys.set installed: only the config's keys stay trusted."""
+        dropped = await self._hub_keys().reset(by=claims.sub)
+        return {"dropped": dropped, "kids": sorted(self.agent.verifier.kids)}
 
     async def sync(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
         relay = self.agent.relay
@@ -224,6 +223,11 @@ class StoreCommands:
         if door_id not in doors:
             raise CommandError(BAD_ARGS, f"no door {door_id!r} (doors: {', '.join(doors)})")
         return doors[door_id]
+
+    def _hub_keys(self) -> HubKeys:
+        if self.agent.hub_keys is None:
+            raise CommandError(FAILED, "the agent is stopping")
+        return self.agent.hub_keys
 
     def _journal(self) -> Any:
         if self.agent.journal is None:
@@ -256,22 +260,3 @@ def _product(raw: Any, i: int) -> dict[str, Any]:
     if "stock" in raw and (isinstance(stock, bool) or not isinstance(stock, int)):
         raise CommandError(BAD_ARGS, f"products[{i}].stock must be a whole number")
     return dict(raw)
-
-
-def parse_keys(keys: list[Any]) -> dict[str, Ed25519PublicKey]:
-    parsed: dict[str, Ed25519PublicKey] = {}
-    for i, k in enumerate(keys):
-        if (
-            not isinstance(k, dict)
-            or not isinstance(k.get("kid"), str)
-            or not isinstance(k.get("pem"), str)
-        ):
-            raise CommandError(BAD_ARGS, f"keys[{i}] must be {{kid, pem}}")
-        try:
-            key = load_pem_public_key(k["pem"].encode())
-        except ValueError as e:
-            raise CommandError(BAD_ARGS, f"keys[{i}].pem is not a PEM public key") from e
-        if not isinstance(key, Ed25519PublicKey):
-            raise CommandError(BAD_ARGS, f"keys[{i}].pem is not an Ed25519 key")
-        parsed[k["kid"]] = key
-    return parsed

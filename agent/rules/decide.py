@@ -18,6 +18,7 @@ service then waits for the keypad and turns it into granted or wrong_answer.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,7 +38,6 @@ class DoorPolicy:
     occupancy_limit: int | None = None
     has_question: bool = False
     pickup_when_closed: bool = True
-    code_attempts_per_minute: int = 5
 
 
 @dataclass(slots=True)
@@ -53,7 +53,8 @@ class AccessState:
     # code -> its pending order, or the last order that had it (to say why not)
     orders_by_code: Mapping[str, str] = field(default_factory=dict)
     occupancy: dict[str, int] = field(default_factory=dict)
-    code_failures: dict[str, int] = field(default_factory=dict)  # door -> last minute
+    # door -> pickup codes paused until (agent/rules/lockout.py; the door service keeps it)
+    code_paused_until: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +182,12 @@ def decide_code(code: str, policy: DoorPolicy, state: AccessState, now: float) -
     base = Decision(Reason.GRANTED, policy.door, "code", "pickup", None)
     if "pickup" not in policy.scopes:
         return base.with_reason(Reason.WRONG_SCOPE, f"door {policy.door!r} takes no pickups")
-    if state.code_failures.get(policy.door, 0) >= policy.code_attempts_per_minute:
-        return base.with_reason(Reason.RATE_LIMITED, "too many wrong codes: wait a minute")
+    paused_until = state.code_paused_until.get(policy.door, 0.0)
+    if now < paused_until:
+        wait = math.ceil(paused_until - now)
+        return base.with_reason(
+            Reason.RATE_LIMITED, f"too many wrong codes: codes are paused for {wait} s"
+        )
     local = dt.datetime.fromtimestamp(now, policy.timezone)
     door_says = _door_rules(policy, state, "pickup", local)
     if door_says:

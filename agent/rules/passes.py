@@ -4,18 +4,35 @@ Signature checking is PyJWT's; claim checks are ours, against the agent's own cl
 Pi's wall clock may be wrong, see agent/clock.py) and mapped to exactly one reason code.
 Single use (replay) is not checked here: it needs the journal's memory of used ids and
 is a rule of its own in agent/rules/decide.py.
+
+Time, beyond `exp` and `nbf` (docs/architecture.md "Durability and time"):
+- `iat` more than the skew ahead of the agent's time is `not_yet_valid`: the hub never
+  signs in its future, so either its clock or ours is wrong, and ours is the one checked;
+- `exp - iat` longer than the scope's cap (agent/model/lifetimes.py, lowered by
+  access.max_lifetime_seconds) is `malformed`: the hub mints no such token;
+- with a clock, a token that passes every check but time tells the clock the hub's time
+  (its `iat`) before the time checks run, so a Pi that booted behind catches up on the
+  first fresh pass; and after a reboot, until the hub's time has settled the clock, a
+  token signed before the time the agent resumed from is `expired` (it may have expired
+  while the Pi was off).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent.model.lifetimes import MAX_LIFETIME_S
 from agent.rules.reasons import Reason
+
+if TYPE_CHECKING:
+    from agent.clock import Clock
 
 ISSUER = "shopgate-hub"
 DOOR_SCOPES = frozenset({"entry", "pickup", "staff"})
@@ -53,6 +70,9 @@ def _num(claims: Mapping[str, object], name: str, *, required: bool) -> float | 
         return None
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise ValueError(f"claim {name!r} must be a number")
+    # Python's JSON parser takes NaN and Infinity, which no comparison would refuse.
+    if not math.isfinite(v):
+        raise ValueError(f"claim {name!r} must be a finite number")
     return float(v)
 
 
@@ -64,11 +84,23 @@ def _str(claims: Mapping[str, object], name: str) -> str:
 
 
 class PassVerifier:
-    """Verifies a token's signature with the configured keys and checks its claims."""
+    """Verifies a token's signature with the configured keys and checks its claims.
 
-    def __init__(self, keys: Mapping[str, Ed25519PublicKey], *, skew_seconds: float) -> None:
+    With a `clock`, every token that verifies tells it the hub's time (see the module's
+    docstring) and is checked at the clock's time after that, not at `now`."""
+
+    def __init__(
+        self,
+        keys: Mapping[str, Ed25519PublicKey],
+        *,
+        skew_seconds: float,
+        clock: Clock | None = None,
+        max_lifetime: Mapping[str, float] = MAX_LIFETIME_S,
+    ) -> None:
         self._keys = dict(keys)
         self.skew = skew_seconds
+        self.clock = clock
+        self.max_lifetime = dict(max_lifetime)
         self._jws = jwt.PyJWS(algorithms=["EdDSA"])
 
     @property
@@ -102,7 +134,25 @@ class PassVerifier:
             claims = _parse_claims(kid, payload)
         except ValueError as e:
             return Rejected(Reason.MALFORMED, str(e))
-        return check_claims(claims, store=store, now=now, skew=self.skew, scopes=scopes)
+        doubts_before = None
+        if self.clock is not None:
+            # Only a token this agent would honour on every count but time may move its
+            # clock: a wrong store's, a wrong scope's or an overlong one's iat may not.
+            problem = _timeless_problem(claims, store=store, scopes=scopes, caps=self.max_lifetime)
+            if problem is None:
+                kind = "command" if claims.scope == "ops" else "pass"
+                self.clock.observe_signed_time(claims.iat, kind)
+            now = max(now, self.clock.now())
+            doubts_before = self.clock.doubts_before()
+        return check_claims(
+            claims,
+            store=store,
+            now=now,
+            skew=self.skew,
+            scopes=scopes,
+            max_lifetime=self.max_lifetime,
+            doubts_before=doubts_before,
+        )
 
 
 def _parse_claims(kid: str, payload: bytes) -> Claims:
@@ -137,19 +187,60 @@ def _parse_claims(kid: str, payload: bytes) -> Claims:
 
 
 def check_claims(
-    c: Claims, *, store: str, now: float, skew: float, scopes: frozenset[str]
+    c: Claims,
+    *,
+    store: str,
+    now: float,
+    skew: float,
+    scopes: frozenset[str],
+    max_lifetime: Mapping[str, float] = MAX_LIFETIME_S,
+    doubts_before: float | None = None,
 ) -> Claims | Rejected:
+    """The claims' verdict at time `now`. `doubts_before`: the clock's `doubts_before()`
+    (tokens signed before it may have expired while the Pi was off)."""
+
     def no(reason: Reason, detail: str) -> Rejected:
         return Rejected(reason, detail, sub=c.sub, scope=c.scope, jti=c.jti)
 
     if now > c.exp + skew:
         return no(Reason.EXPIRED, f"expired {now - c.exp:.0f} s ago")
+    if doubts_before is not None and c.iat < doubts_before:
+        return no(
+            Reason.EXPIRED,
+            "issued before this agent restarted after a reboot; it may have expired while "
+            "the agent was off (a fresh pass from the hub settles the agent's clock)",
+        )
     if c.nbf is not None and now < c.nbf - skew:
         return no(Reason.NOT_YET_VALID, f"valid in {c.nbf - now:.0f} s")
-    if c.store != store:
-        return no(Reason.WRONG_STORE, f"for store {c.store!r}")
-    if c.scope not in scopes:
-        return no(Reason.WRONG_SCOPE, f"scope {c.scope!r} is not accepted here")
-    if c.scope == "pickup" and not c.orders:
-        return no(Reason.MALFORMED, "a pickup pass names no orders")
+    if c.iat > now + skew:
+        return no(
+            Reason.NOT_YET_VALID,
+            f"issued {c.iat - now:.0f} s in the future: the hub's clock or this agent's is wrong",
+        )
+    untimely = _timeless_problem(c, store=store, scopes=scopes, caps=max_lifetime)
+    if untimely is not None:
+        return no(*untimely)
     return c
+
+
+def _timeless_problem(
+    c: Claims, *, store: str, scopes: frozenset[str], caps: Mapping[str, float]
+) -> tuple[Reason, str] | None:
+    """What is wrong with the claims whatever the time, or None."""
+    if c.store != store:
+        return Reason.WRONG_STORE, f"for store {c.store!r}"
+    if c.scope not in scopes:
+        return Reason.WRONG_SCOPE, f"scope {c.scope!r} is not accepted here"
+    if c.scope == "pickup" and not c.orders:
+        return Reason.MALFORMED, "a pickup pass names no orders"
+    life = c.exp - c.iat
+    if life <= 0:
+        return Reason.MALFORMED, "exp is not after iat"
+    cap = caps.get(c.scope, 0)
+    if life > cap:
+        return (
+            Reason.MALFORMED,
+            f"lives {life:.0f} s; a {c.scope} token may live at most {cap:.0f} s "
+            f"(access.max_lifetime_seconds.{c.scope})",
+        )
+    return None

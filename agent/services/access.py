@@ -7,22 +7,25 @@
 
 The decision's effects are taken in memory before the first await (one event loop, so
 two quick scans of one pass cannot both win) and undone if the journal or the lock fails.
-Orders become picked up only once the door really opened for the courier, so a courier
-whose door jammed can try again.
+The limits on guessing (door_limits.py: pickup codes, entry answers) are counted there
+too, before the first await, and saved with the decision. Orders become picked up only
+once the door really opened for the courier, so a courier whose door jammed can try
+again. A lock that got the OPEN but never answered may have opened: the pass stays used
+and `access.uncertain` says so (see `commit`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.clock import Clock
 from agent.config.schema import AgentConfig, DoorConfig
-from agent.devices.base import DeviceError
+from agent.devices.base import DeviceError, DeviceUncertain
 from agent.journal import (
     ForgetPass,
     Journal,
@@ -37,17 +40,22 @@ from agent.rules.passes import PassVerifier
 from agent.rules.reasons import Reason
 from agent.rules.scan import MalformedScan, PassScan, PickupCodeScan, ProductScan, classify
 from agent.services.door import Door
+from agent.services.door_limits import DoorLimits
 from agent.services.orders import PendingOrders
 
 log = logging.getLogger(__name__)
 
-CODE_WINDOW_S = 60.0
+# A code that was looked up and opened nothing: a guess, as far as the limit is concerned.
+WRONG_CODE = frozenset({Reason.UNKNOWN_ORDER, Reason.CANCELLED, Reason.ALREADY_PICKED_UP})
+
+Events = list[tuple[str, dict[str, Any]]]
 
 
 @dataclass(slots=True)
 class _Waiting:
     decision: Decision
     timer: asyncio.TimerHandle
+    events: Events = field(default_factory=list)  # journaled with the answer's decision
 
 
 class AccessService:
@@ -60,6 +68,7 @@ class AccessService:
         orders: PendingOrders,
         doors: dict[str, Door],
         state: AccessState,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self._journal = journal
@@ -70,7 +79,7 @@ class AccessService:
         self.state = state
         self._policies = {d.id: policy_for(d, cfg) for d in cfg.doors}
         self._door_cfg = {d.id: d for d in cfg.doors}
-        self._code_failures: dict[str, deque[float]] = {}
+        self.limits = DoorLimits(cfg, settings or {}, state.code_paused_until)
         self._waiting: dict[str, _Waiting] = {}
         self.decisions = 0
         # scan line read -> lock command written, for the last grants (ms)
@@ -81,16 +90,30 @@ class AccessService:
     async def on_scan(self, door_id: str, line: str, read_ns: int = 0) -> Decision:
         """A line scanned at a door: decide, record, and open the door if granted.
         `read_ns` (perf_counter_ns when the line was read) feeds the latency figures."""
+        # Everything up to the commit runs without an await: the limits are counted here.
         policy = self._policies[door_id]
         now = self._clock.now()
+        events: Events = []
+        ops: list[Any] = []
+        if burst := self.limits.line_seen(door_id, now):
+            events.append(("access.burst", burst))
         scan = classify(line, code_length=self.cfg.pickup.code_length)
         match scan:
             case PassScan(token):
                 verified = self._verifier.verify(token, store=self.cfg.store.id, now=now)
+                # A verified pass may have moved the clock (the hub's signed time after an
+                # offline boot): business hours are judged on the time it proved.
+                now = self._clock.now()
                 decision = decide_pass(verified, policy, self.state, now)
             case PickupCodeScan(code):
-                self._count_recent_failures(door_id)
                 decision = decide_code(code, policy, self.state, now)
+                if decision.reason in WRONG_CODE:
+                    outcome = self.limits.code_failed(door_id, now)
+                    ops.append(outcome.op)
+                    if outcome.locked_out:
+                        events.append(("access.locked_out", outcome.locked_out))
+                elif decision.granted and (cleared := self.limits.code_succeeded(door_id)):
+                    ops.append(cleared)
             case ProductScan(barcode):
                 decision = Decision(
                     Reason.WRONG_SCOPE,
@@ -101,9 +124,9 @@ class AccessService:
             case MalformedScan(why):
                 decision = Decision(Reason.MALFORMED, door_id, "other", detail=why)
         if decision.needs_answer:
-            self._await_answer(decision)
+            self._await_answer(decision, events)
             return decision
-        return await self.commit(decision, read_ns)
+        return await self.commit(decision, read_ns, ops=ops, events=events)
 
     async def on_answer(self, door_id: str, text: str) -> Decision | None:
         """A line typed on the door's keypad: the answer to its entry question."""
@@ -114,15 +137,48 @@ class AccessService:
         waiting.timer.cancel()
         question = self._door_cfg[door_id].entry_question
         assert question is not None
-        ok = await asyncio.to_thread(answer_matches, text, question.answers)
-        self._release_reservation(waiting.decision)
         d = waiting.decision
-        decision = (
-            d.with_reason(Reason.GRANTED)
-            if ok
-            else d.with_reason(Reason.WRONG_ANSWER, "wrong answer")
-        )
-        return await self.commit(decision)
+        assert d.jti is not None  # an entry pass always has one (agent/rules/passes.py)
+        # Counted as wrong from now until the check (a thread: an await) says otherwise, so
+        # nothing typed meanwhile, here or at another door, escapes the count. The pass
+        # stays reserved (used_jti) until then, so it cannot be scanned again meanwhile.
+        count = self.limits.answer_typed(door_id, d.jti, d.exp)
+        ok = await asyncio.to_thread(answer_matches, text, question.answers)
+        now = self._clock.now()
+        if ok:
+            self.limits.answer_right(door_id, d.jti)
+            self._release_reservation(d)  # taken again, for good, by the grant
+            return await self.commit(d.with_reason(Reason.GRANTED), events=waiting.events)
+        events = waiting.events
+        ops: list[Any] = []
+        if count.used_up:
+            # The pass stays reserved in memory and is used up on disk: `replayed` from now.
+            self.limits.answer_used_up(door_id, d.jti)
+            ops.append(UsePass(d.jti, d.exp or now))
+            events.append(
+                (
+                    "access.locked_out",
+                    {
+                        "door": door_id,
+                        "kind": "entry_answer",
+                        "sub": d.sub,
+                        "jti": d.jti,
+                        "wrong": count.wrong,
+                    },
+                )
+            )
+            log.warning(
+                "door %s: %d wrong answers with the pass of %s: the pass is used up",
+                door_id,
+                count.wrong,
+                d.sub,
+            )
+            detail = f"wrong answer ({count.wrong} of {count.allowed}): the pass is used up"
+        else:
+            self._release_reservation(d)  # the pass may try again
+            detail = f"wrong answer ({count.wrong} of {count.allowed})"
+        ops.append(self.limits.answers_op(now))
+        return await self.commit(d.with_reason(Reason.WRONG_ANSWER, detail), ops=ops, events=events)
 
     def latency_summary(self) -> dict[str, float | int]:
         v = sorted(self.latencies_ms)
@@ -138,17 +194,27 @@ class AccessService:
 
     # --- recording and effects -----------------------------------------------------
 
-    async def commit(self, decision: Decision, read_ns: int = 0) -> Decision:
-        """Journal the decision (durably), then apply it to the door."""
+    async def commit(
+        self,
+        decision: Decision,
+        read_ns: int = 0,
+        *,
+        ops: Sequence[Any] = (),
+        events: Events | None = None,
+    ) -> Decision:
+        """Journal the decision (durably) with `ops` and `events` (the limits it moved, a
+        pause or burst it started), then apply it to the door."""
         self.decisions += 1
         door = self._doors[decision.door]
         undo = self._reserve(decision) if decision.granted else None
-        ops: list[Any] = [self._access_log(decision)]
+        all_ops: list[Any] = [self._access_log(decision), *ops]
         if decision.granted and decision.jti and decision.scope != "pickup":
-            ops.append(UsePass(decision.jti, decision.exp or self._clock.now()))
+            all_ops.append(UsePass(decision.jti, decision.exp or self._clock.now()))
         kind = "access.granted" if decision.granted else "access.denied"
         try:
-            await self._journal.append(kind, event_data(decision), ops=ops)
+            await self._journal.append_many(
+                [(kind, event_data(decision)), *(events or ())], ops=all_ops
+            )
         except JournalError as e:
             if undo:
                 undo()
@@ -158,8 +224,6 @@ class AccessService:
             return decision.with_reason(decision.reason, f"not recorded, door not opened: {e}")
         self._log_decision(decision)
         if not decision.granted:
-            if decision.method == "code" and decision.reason is Reason.UNKNOWN_ORDER:
-                self._code_failures.setdefault(decision.door, deque()).append(time.monotonic())
             return decision
         try:
             actuated_ns = await door.release(
@@ -167,6 +231,8 @@ class AccessService:
             )
             if read_ns and actuated_ns > read_ns:
                 self.latencies_ms.append((actuated_ns - read_ns) / 1e6)
+        except DeviceUncertain as e:
+            return await self._uncertain(decision, e)
         except DeviceError as e:
             if undo:
                 undo()
@@ -182,6 +248,33 @@ class AccessService:
         if decision.orders:
             await self._complete_pickups(decision)
         return decision
+
+    async def _uncertain(self, d: Decision, e: DeviceUncertain) -> Decision:
+        """The OPEN went out and no answer came back: the door may have opened.
+
+        Giving the pass back would let a second person in on it if it did, so the pass
+        stays used (the person gets a new one from the hub, or staff open remotely) and
+        so does the occupancy count. The orders of a pickup are not completed (their goods
+        may still be on the shelf; the platform is not told "picked up"): they go back to
+        pending, so the courier's code or pickup pass works again once the lock answers.
+        Staff hear of it through `access.uncertain` (a DingTalk alert at the hub)."""
+        if d.orders:
+            self._orders.set_status_in_memory(d.orders, "pending")
+        log.error("door %s: no answer to OPEN, the door may or may not have opened: %s", d.door, e)
+        data: dict[str, Any] = {
+            "door": d.door,
+            "reason": "no_reply",
+            "error": str(e),
+            "method": d.method,
+            "pass_used": bool(d.jti) and d.scope != "pickup",
+        }
+        for key in ("scope", "sub", "jti"):
+            if getattr(d, key):
+                data[key] = getattr(d, key)
+        if d.orders:
+            data["orders_pending"] = list(d.orders)
+        await self._append_quietly("access.uncertain", data)
+        return d.with_reason(d.reason, f"no answer from the lock, it may have opened: {e}")
 
     def _reserve(self, d: Decision):  # -> Callable[[], None]
         """Take the grant's effects in memory now; return how to undo them."""
@@ -223,18 +316,19 @@ class AccessService:
         except JournalError as e:
             log.error("pickups %s could not be recorded: %s", list(d.orders), e)
 
-    def _await_answer(self, decision: Decision) -> None:
+    def _await_answer(self, decision: Decision, events: Events) -> None:
         old = self._waiting.pop(decision.door, None)
         if old:
             old.timer.cancel()
             self._release_reservation(old.decision)
+            events = old.events + events  # a burst noted while it waited is not lost
         question = self._door_cfg[decision.door].entry_question
         assert question is not None
         if decision.jti:
             self.state.used_jti[decision.jti] = decision.exp or 0.0
         loop = asyncio.get_running_loop()
         timer = loop.call_later(question.timeout_seconds, self._answer_timed_out, decision.door)
-        self._waiting[decision.door] = _Waiting(decision, timer)
+        self._waiting[decision.door] = _Waiting(decision, timer, events)
         log.info("door %s: pass accepted, waiting for the answer on the keypad", decision.door)
 
     def _answer_timed_out(self, door_id: str) -> None:
@@ -242,19 +336,15 @@ class AccessService:
         if waiting:
             self._release_reservation(waiting.decision)
             asyncio.get_running_loop().create_task(
-                self.commit(waiting.decision.with_reason(Reason.WRONG_ANSWER, "no answer in time"))
+                self.commit(
+                    waiting.decision.with_reason(Reason.WRONG_ANSWER, "no answer in time"),
+                    events=waiting.events,
+                )
             )
 
     def _release_reservation(self, d: Decision) -> None:
         if d.jti:
             self.state.used_jti.pop(d.jti, None)
-
-    def _count_recent_failures(self, door_id: str) -> None:
-        q = self._code_failures.setdefault(door_id, deque())
-        horizon = time.monotonic() - CODE_WINDOW_S
-        while q and q[0] < horizon:
-            q.popleft()
-        self.state.code_failures[door_id] = len(q)
 
     def _access_log(self, d: Decision) -> LogAccess:
         return LogAccess(
@@ -314,5 +404,4 @@ def policy_for(door: DoorConfig, cfg: AgentConfig) -> DoorPolicy:
         occupancy_limit=door.occupancy_limit,
         has_question=door.entry_question is not None,
         pickup_when_closed=cfg.pickup.when_closed,
-        code_attempts_per_minute=cfg.access.pickup_code_attempts,
     )

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from agent.config.schema import DoorConfig
-from agent.devices.base import DoorLock
+from agent.devices.base import DeviceUncertain, DoorLock
 from agent.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,16 @@ class Door:
     async def release(
         self, *, by: str, seconds: float | None = None, data: dict[str, Any] | None = None
     ) -> int:
-        """Unlock the door (raises DeviceError if the lock does not obey). The caller has
-        already journaled why. Returns when the command left for the lock (perf ns)."""
+        """Unlock the door (raises DeviceError if the lock does not obey, DeviceUncertain
+        if it may have). The caller has already journaled why. Returns when the command
+        left for the lock (perf ns)."""
         seconds = seconds or self.cfg.unlock_seconds
-        await self._lock.unlock(seconds)
+        try:
+            await self._lock.unlock(seconds)
+        except DeviceUncertain:
+            # The lock may have opened: an opening now is the grant's, not a forced door.
+            self._granted_until = time.monotonic() + seconds
+            raise
         now = time.monotonic()
         self._granted_until = now + seconds
         if self.state is DoorState.LOCKED:

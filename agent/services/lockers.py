@@ -35,8 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from agent.config.schema import LockerConfig
-from agent.devices.base import ContactChanged, DeviceError, DeviceEvent, DeviceOffline, DeviceOnline
-from agent.devices.lockbus import BoardNotAnswering, LockBus
+from agent.devices.base import (
+    ContactChanged,
+    DeviceError,
+    DeviceEvent,
+    DeviceOffline,
+    DeviceOnline,
+    DeviceUncertain,
+)
+from agent.devices.lockbus import LockBus
 from agent.journal import JournalError, Op, PutSetting, SetOrderStatus
 from agent.model.ids import new_ulid
 from agent.remote.args import Handler, arg
@@ -377,7 +384,7 @@ class LockerService(StoreService):
         try:
             try:
                 await cab.bus.open_lock(board, comp.channel)
-            except BoardNotAnswering as e:
+            except DeviceUncertain as e:  # sent, unanswered (also: unplugged meanwhile)
                 await self._fail(cab, comp.slot, oid, "no_answer", f"{where}: {e}")
             except DeviceError as e:
                 await self._fail(cab, comp.slot, oid, "offline", f"{where}: {e}")

@@ -6,6 +6,7 @@
 - push_failed: platform calls, platform stock pushes or ERP outbox rows failing
   `push_failed_attempts` times in a row, per store and platform/ERP (resolved once they
   go through); a call or document given up on for good is told once.
+- entry_attack: resolving only (the entry page opens it): cloud/alerts/entry_attack.py.
 
 Each is a reconciliation: the incidents open for it are made to match what is wrong
 now, so a second hub checking the same database pages nothing more.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, select
 
+from cloud.alerts import entry_attack
 from cloud.alerts.messages import Alert, local_time
 from cloud.db.tables import ERP_TABLES, STOCK_TABLES, orders, platform_calls, store_status_log
 from cloud.db.times import utc_text
@@ -56,6 +58,7 @@ class TimedChecks:
             ("store_offline", self._check_offline),
             ("pickup_overdue", self._check_pickups),
             ("push_failed", self._check_pushes),
+            (entry_attack.KIND, lambda: entry_attack.resolve_quiet(self.t)),
         )
         for trigger, check in checks:
             if not self.t.alerts.on(trigger):

@@ -13,7 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 Trigger = Literal[
-    "low_stock", "store_offline", "door_held_open", "device", "push_failed", "pickup_overdue"
+    "low_stock",
+    "store_offline",
+    "door_held_open",
+    "device",
+    "push_failed",
+    "pickup_overdue",
+    "door_guessing",
+    "entry_attack",
 ]
 TRIGGERS: tuple[Trigger, ...] = (
     "low_stock",
@@ -22,6 +29,8 @@ TRIGGERS: tuple[Trigger, ...] = (
     "device",
     "push_failed",
     "pickup_overdue",
+    "door_guessing",
+    "entry_attack",
 )
 DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -94,7 +103,7 @@ class AlertsConfig(_Strict):
     triggers: list[Trigger] = Field(
         default_factory=lambda: list(TRIGGERS),
         description="Which triggers are on: low_stock, store_offline, door_held_open, "
-        "device, push_failed, pickup_overdue (default: all).",
+        "device, push_failed, pickup_overdue, door_guessing, entry_attack (default: all).",
     )
     store_offline_minutes: int = Field(
         10, ge=1, le=1440, description="A store offline this long pages the owner."

@@ -8,6 +8,10 @@ Event-driven (the event-ingest hook, the stock ledger's listener):
 - low_stock: a ledger entry leaving an item at or below its catalog threshold opens
   `low_stock:S:BARCODE`; one above it resolves it.
 - push_failed, as reported by the code that pushes (notify_push_failed in worker.py).
+- door_guessing: each `access.locked_out` (a door pausing its pickup codes after a
+  streak of wrong ones, a pass used up by wrong answers to the entry question) and each
+  `access.burst` (lines at a door faster than anyone scans) is told once.
+- device, too: each `access.uncertain` (a lock that got OPEN and never answered).
 The time-based triggers are in cloud/alerts/checks.py (`check()`).
 """
 
@@ -202,6 +206,76 @@ class Triggers:
         key = f"locker_failed:{store}:{event.id}"
         await self._note(Alert(key, "device", store, title, "\n".join(lines)))
 
+    async def _locked_out(self, store: str, event: Envelope, data: dict[str, Any]) -> None:
+        if not self.alerts.on("door_guessing"):
+            return
+        door = str(data.get("door", "?"))
+        lines: list[str]
+        if data.get("kind") == "entry_answer":
+            title = f"🔐 入店问题连续答错：{self.short(store)} · {door}"
+            lines = [
+                f"门 **{door}** 的入店问题用同一张入店二维码连续答错 {data.get('wrong', '?')} 次，"
+                "该二维码已作废。可能有人在猜答案。",
+                "",
+                f"- 门店：{self.label(store)}",
+                f"- 二维码用户：{data.get('sub') or '?'}",
+            ]
+        else:
+            title = f"🔐 取件码连续输错：{self.short(store)} · {door}"
+            seconds = data.get("pause_seconds")
+            pause = f"{seconds / 60:g} 分钟" if isinstance(seconds, int | float) else "一段时间"
+            lines = [
+                f"门 **{door}** 的取件码已连续输错 {data.get('wrong', '?')} 次，暂停输入取件码 "
+                f"{pause}（第 {data.get('pause', '?')} 次暂停，再错一次暂停加倍）。"
+                "可能有人在猜取件码，请查看门口监控；骑手仍可用取件二维码进门。",
+                "",
+                f"- 门店：{self.label(store)}",
+            ]
+            if isinstance(data.get("until"), str):
+                lines.append(f"- 暂停至：{local_time(data['until'])}")
+        lines.append(f"- 时间：{local_time(event.ts)}")
+        await self._note(
+            Alert(
+                f"door_guessing:{store}:{event.id}", "door_guessing", store, title, "\n".join(lines)
+            )
+        )
+
+    async def _burst(self, store: str, event: Envelope, data: dict[str, Any]) -> None:
+        if not self.alerts.on("door_guessing"):
+            return
+        door = str(data.get("door", "?"))
+        text = (
+            f"门 **{door}** 的扫码器在 {data.get('seconds', '?')} 秒内送来 "
+            f"{data.get('lines', '?')} 行：快于任何人扫码，可能是含换行的伪造二维码或扫码器故障。"
+            "每一行仍计入取件码错误次数。\n\n"
+            f"- 门店：{self.label(store)}\n- 时间：{local_time(event.ts)}"
+        )
+        title = f"⚠️ 异常扫码：{self.short(store)} · {door}"
+        await self._note(
+            Alert(f"door_guessing:{store}:{event.id}", "door_guessing", store, title, text)
+        )
+
+    async def _uncertain(self, store: str, event: Envelope, data: dict[str, Any]) -> None:
+        if not self.alerts.on("device"):
+            return
+        door = str(data.get("door", "?"))
+        lines = [
+            f"门 **{door}** 的锁控板收到开门指令后没有应答：门可能已开，也可能未开。",
+            "",
+            f"- 门店：{self.label(store)}",
+        ]
+        if data.get("sub"):
+            lines.append(f"- 用户：{data['sub']}")
+        if data.get("orders_pending"):
+            orders = "、".join(str(o) for o in data["orders_pending"])
+            lines.append(f"- 订单（仍为待取货，骑手可再次取件）：{orders}")
+        if data.get("pass_used"):
+            lines.append("- 该二维码已按已使用处理；如门未开，请远程开门或让顾客重新获取")
+        lines.append(f"- 时间：{local_time(event.ts)}")
+        title = f"⚠️ 开门无应答：{self.short(store)} · {door}"
+        key = f"access_uncertain:{store}:{event.id}"
+        await self._note(Alert(key, "device", store, title, "\n".join(lines)))
+
     _handlers: Mapping[
         str, Callable[[Triggers, str, Envelope, dict[str, Any]], Awaitable[None]]
     ] = {
@@ -213,6 +287,9 @@ class Triggers:
         "print.done": _print_done,
         "vend.failed": _vend_failed,
         "locker.failed": _locker_failed,
+        "access.locked_out": _locked_out,
+        "access.burst": _burst,
+        "access.uncertain": _uncertain,
     }
 
     # --- stock ---------------------------------------------------------------------------

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Mapping
 
 from aiohttp import web
 
+from cloud.alerts import entry_attack
 from cloud.alerts.dingtalk import DingTalkRobot
 from cloud.alerts.incidents import Clock, Incidents, Routing, utc_now
 from cloud.alerts.sender import AlertSender, RobotClient
@@ -30,6 +32,7 @@ from cloud.api.events import EVENT_HOOKS
 from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.envelope import Envelope
+from cloud.limits.web import DOOR_PAUSED
 
 log = logging.getLogger("cloud.alerts")
 
@@ -117,6 +120,9 @@ def attach(app: web.Application, **options: object) -> AlertCenter:
     center = AlertCenter(app[CONFIG], app[DB], **options)  # type: ignore[arg-type]
     app[ALERTS] = center
     app[EVENT_HOOKS].append(center.on_events)
+    door_paused = app.get(DOOR_PAUSED)
+    if door_paused is not None:  # the entry page pauses a door: entry_attack
+        door_paused.append(functools.partial(entry_attack.door_paused, center.triggers))
     ledger = app.get(STOCK_LEDGER)
     if ledger is not None:
         ledger.on_change(center.on_stock_change)

@@ -2,6 +2,13 @@
 
 No token, or one the hub does not know: 401. A known caller asking for a store that is not
 theirs: 403. Tokens are never logged: failures log the caller's address and the path only.
+
+Unknown tokens are counted per client address (`limits.api_tokens`, cloud/limits): past
+the limit the address is paused, and every request from it is 429 with Retry-After,
+even one with a right token, until the window ends. The check is cheap and on every
+call, so the pause is read before the lookup and only a failure is counted (atomically:
+no more than the limit of unknown tokens is ever answered 401 per window); each 401 is
+kept in `rejections` for the operator.
 """
 
 from __future__ import annotations
@@ -12,9 +19,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from cloud.api.appkeys import DB, PRINCIPAL
+from cloud.api.appkeys import CONFIG, DB, PRINCIPAL
 from cloud.api.errors import ApiError
+from cloud.db.events import record_rejection
 from cloud.db.principals import Principal, find_principal
+from cloud.limits.counters import Refused
+from cloud.limits.web import LIMITER, address_counter, client_bucket, retry_headers
 
 log = logging.getLogger("cloud.api.auth")
 
@@ -36,12 +46,35 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if route.http_exception is not None or getattr(route.handler, _PUBLIC, False):
         return await handler(request)
     token = _bearer_token(request)
-    principal = await find_principal(request.app[DB], token, route.get("store"))
-    if principal is None:
-        log.warning("unknown token", extra={"peer": request.remote, "path": request.path})
-        raise ApiError(401, "unauthorized", "unknown token", _CHALLENGE)
-    request[PRINCIPAL] = principal
-    return await handler(request)
+    limiter = request.app[LIMITER]
+    counter = address_counter(request, "api.token", request.app[CONFIG].limits.api_tokens)
+    paused = await limiter.paused([counter])
+    if paused is None:
+        principal = await find_principal(request.app[DB], token, route.get("store"))
+        if principal is not None:
+            request[PRINCIPAL] = principal
+            return await handler(request)
+        counted = await limiter.reserve([counter])
+        if not isinstance(counted, Refused):
+            client = client_bucket(request)
+            log.warning("unknown token", extra={"client": client, "path": request.path})
+            reason = f"unknown bearer token from {client}"
+            await record_rejection(
+                request.app[DB], route.get("store", ""), request.path[:200], 401, reason, 0
+            )
+            raise ApiError(401, "unauthorized", "unknown token", _CHALLENGE)
+        paused = counted
+    log.warning(
+        "paused: too many unknown tokens",
+        extra={"client": client_bucket(request), "path": request.path},
+    )
+    wait = paused.retry_after(limiter.now())
+    raise ApiError(
+        429,
+        "paused",
+        f"too many unknown tokens from this address; try again in {wait} s",
+        {**_CHALLENGE, **retry_headers(limiter, paused)},
+    )
 
 
 def require(request: web.Request, store_id: str, *, write: bool) -> Principal:

@@ -11,7 +11,9 @@ link itself is the credential. SIG is an HMAC-SHA256 of store and order under
 `courier.link_secret` (or a key derived from the signing key), so only the hub makes
 links, and a link opens only its own order. The page shows 取货码, the order's number of
 the day, a fresh pass as a large QR code and the pickup code digits. A bad or missing
-sig is 403 and says nothing about the order.
+sig is 403 and says nothing about the order; bad sigs are counted per client address
+(`limits.courier_links`, cloud/limits), and past the limit the address gets 429 with
+Retry-After, good link or not, until the window ends.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import datetime as dt
 import hashlib
 import hmac
 import html
+import logging
+import math
 import time
 from typing import Any
 from urllib.parse import quote
@@ -30,14 +34,18 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud import signing
+from cloud import consttime, signing
 from cloud.api.appkeys import CONFIG
 from cloud.api.auth import public, require
 from cloud.api.errors import ApiError
 from cloud.api.orders import order_service
 from cloud.config import HubConfig
 from cloud.db.times import utc_text
+from cloud.limits.counters import Limiter, Refused
+from cloud.limits.web import LIMITER, address_counter, client_bucket, retry_headers
 from cloud.web.pass_qr import pass_svg
+
+log = logging.getLogger("cloud.api.courier")
 
 PASS_PATH = "/api/v1/stores/{store}/orders/{order_id}/pickup-pass"
 PAGE_PATH = "/c/{store}/{order_id}"
@@ -161,8 +169,16 @@ async def courier_page(request: web.Request) -> web.Response:
     store = request.match_info["store"]
     order_id = request.match_info["order_id"]
     keys = await courier_keys(request.app)
+    limiter = request.app[LIMITER]
+    counter = address_counter(request, "courier.link", request.app[CONFIG].limits.courier_links)
+    paused = await limiter.paused([counter])
+    if paused is not None:
+        return _paused_page(request, limiter, paused)
     sig = request.query.get("sig", "")
-    if not hmac.compare_digest(sig.encode(), keys.sig(store, order_id).encode()):
+    if not consttime.equal(sig, keys.sig(store, order_id)):
+        counted = await limiter.reserve([counter])  # counted before it is answered
+        if isinstance(counted, Refused):
+            return _paused_page(request, limiter, counted)
         return _page("链接无效", "<p class=msg>这个取货链接无效，请在骑手App中重新打开。</p>", 403)
     try:
         order = await _pending_order(request.app, store, order_id)
@@ -219,6 +235,15 @@ def _page(title: str, body: str, status: int) -> web.Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _paused_page(request: web.Request, limiter: Limiter, paused: Refused) -> web.Response:
+    log.warning("courier page paused: too many bad links", extra={"client": client_bucket(request)})
+    minutes = math.ceil(paused.retry_after(limiter.now()) / 60)
+    text = f"<p class=msg>无效链接过多，请 {minutes} 分钟后再试。</p>"
+    response = _page("请稍后再试", text, 429)
+    response.headers.update(retry_headers(limiter, paused))
     return response
 
 

@@ -201,9 +201,25 @@ OPERATIONS: dict[str, Operation] = {
                 "description": "Only orders changed after this RFC 3339 time (with offset).",
                 "schema": {"type": "string", "format": "date-time"},
             },
+            {
+                "name": "nonce",
+                "in": "query",
+                "description": "With Accept: application/jwt, echoed in the signed answer's "
+                "`sync.nonce`: the agent's proof that the answer is to this request.",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"},
+            },
         ],
         "responses": {
-            "200": _json(_ref("OrderList"), "The orders, oldest change first."),
+            "200": {
+                "description": "The orders, oldest change first. With Accept: "
+                "application/jwt, one compact JWS signed with the hub's key (what agents "
+                "take): scope `orders.sync`, aud the store, claim `sync` = {orders, now, "
+                "status, updated_after, nonce}.",
+                "content": {
+                    "application/json": {"schema": _ref("OrderList")},
+                    "application/jwt": {"schema": {"type": "string"}},
+                },
+            },
             "400": error_response("A bad query parameter."),
             "503": error_response("This hub serves no orders."),
         },
@@ -233,7 +249,9 @@ OPERATIONS: dict[str, Operation] = {
         "operationId": "receivePlatformPush",
         "summary": "A delivery platform's webhook (new order, cancellation, refund, status)",
         "description": "No bearer token: each push is checked against its platform's "
-        "signature (see the platformSignature scheme). Answered in the platform's own shape.",
+        "signature (see the platformSignature scheme). Answered in the platform's own shape; "
+        "a refusal carries the platform's failure fields (Meituan data ng, Eleme errno, JD "
+        "Daojia and Douyin code) beside the hub's error object.",
         "security": [{"platformSignature": []}],
         "requestBody": {
             "required": True,
@@ -245,7 +263,9 @@ OPERATIONS: dict[str, Operation] = {
         "responses": {
             "200": _json(_ref("PlatformReply"), "Taken."),
             "400": error_response("Unreadable, or an order of a shop no store maps."),
-            "401": error_response("Not signed by the platform."),
+            "401": error_response(
+                "bad_signature: not signed by the platform; stale_push: signed too long ago."
+            ),
             "404": error_response("That platform is not configured."),
             "503": error_response("The order could not be fetched from the platform; push again."),
         },
@@ -299,7 +319,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "documents it, with the app secret in hub.yaml platforms: Meituan `sig` "
         "(md5 of URL, sorted params and secret), Eleme `sign` and JD Daojia `sign` (md5 "
         "of the sorted params with the secret), Douyin the `event-sign` header (md5 of "
-        "app key, body and secret). A push with a bad signature is answered 401.",
+        "app key, body and secret). A push with a bad signature is answered 401 "
+        "bad_signature; one whose signed timestamp (Meituan, Eleme, JD Daojia) is more than "
+        "platforms.push_max_age_seconds (300) from the hub's clock 401 stale_push.",
     },
 }
 

@@ -15,12 +15,17 @@ Customer and provider side (no token):
   at an adapter that verifies the provider's own signature and calls the same confirm).
   Every call is recorded in `payment_notifications`, refused ones with why.
 
+A pay page asked for a payment that does not exist is counted per client address
+(`limits.pay_pages`, cloud/limits): past the limit the address gets 429 with Retry-After,
+so payment ids cannot be trawled for.
+
 Confirming marks the payment paid once and sends the store the signed `checkout.paid`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -30,6 +35,8 @@ from cloud.api.appkeys import CONFIG, DB
 from cloud.api.auth import public, require
 from cloud.api.errors import ApiError
 from cloud.bus import BUS
+from cloud.limits.counters import Counter, Limiter, Refused
+from cloud.limits.web import LIMITER, address_counter, client_bucket, retry_headers
 from cloud.payments.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, NotifyError, verify
 from cloud.payments.page import PAY_PAGE
 from cloud.payments.service import Payment, PaymentRefused, Payments, to_fen
@@ -213,10 +220,35 @@ async def notify(request: web.Request) -> web.Response:
 
 @public
 async def pay_page(request: web.Request) -> web.Response:
+    counter = _pay_counter(request)
+    paused = await request.app[LIMITER].paused([counter])
+    if paused is not None:
+        return _pay_paused(request, paused)
     payment = await request.app[PAYMENTS].get(request.match_info["payment"])
     if payment is None:
-        return _page(request, "付款", None, status=404, message="没有这笔付款，请在收银台重新扫码")
+        return await _no_such_payment(request, counter)
     return _page(request, "扫码付款", payment)
+
+
+def _pay_counter(request: web.Request) -> Counter:
+    return address_counter(request, "pay.page", request.app[CONFIG].limits.pay_pages)
+
+
+async def _no_such_payment(request: web.Request, counter: Counter) -> web.Response:
+    counted = await request.app[LIMITER].reserve([counter])  # counted before it is answered
+    if isinstance(counted, Refused):
+        return _pay_paused(request, counted)
+    return _page(request, "付款", None, status=404, message="没有这笔付款，请在收银台重新扫码")
+
+
+def _pay_paused(request: web.Request, paused: Refused) -> web.Response:
+    limiter: Limiter = request.app[LIMITER]
+    log.warning("pay page paused: unknown payments", extra={"client": client_bucket(request)})
+    minutes = math.ceil(paused.retry_after(limiter.now()) / 60)
+    message = f"请求过多，请 {minutes} 分钟后再试"
+    response = _page(request, "付款", None, status=429, message=message)
+    response.headers.update(retry_headers(limiter, paused))
+    return response
 
 
 @public
@@ -224,9 +256,13 @@ async def demo_confirm(request: web.Request) -> web.Response:
     if not request.app[CONFIG].payments.demo:
         raise ApiError(404, "not_found", "the demo payment page is off on this hub")
     payments = request.app[PAYMENTS]
+    counter = _pay_counter(request)
+    paused = await request.app[LIMITER].paused([counter])
+    if paused is not None:
+        return _pay_paused(request, paused)
     payment = await payments.get(request.match_info["payment"])
     if payment is None:
-        return _page(request, "付款", None, status=404, message="没有这笔付款，请在收银台重新扫码")
+        return await _no_such_payment(request, counter)
     try:
         payment, _ = await payments.confirm(
             payment.id, amount_fen=payment.amount_fen, method="demo", ref=None

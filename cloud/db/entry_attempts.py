@@ -1,4 +1,5 @@
-"""Answers given on the customer entry page: recorded, and counted to pause guessers."""
+"""Answers given on the customer entry page, as a record for operators (the counts that
+pause guessers are cloud/limits), and whether a visitor got in before."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from cloud.db.engine import Database
 from cloud.db.tables import entry_attempts
 from cloud.db.times import utc_text
 
-Outcome = Literal["granted", "wrong_answer", "rate_limited"]
+# rate_limited: the visitor or address was paused; door_paused: the door was.
+Outcome = Literal["granted", "wrong_answer", "rate_limited", "door_paused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,31 +45,20 @@ async def record_attempt(db: Database, attempt: Attempt, at: dt.datetime) -> Non
         )
 
 
-async def recent_wrong(
-    db: Database,
-    store: str,
-    *,
-    by: Literal["client", "ip"],
-    key: str,
-    since: dt.datetime,
-    limit: int,
-) -> list[dt.datetime]:
-    """When the newest wrong answers at `store` since `since` were given (at most `limit`,
-    newest first), by this visitor (`by="client"`) or from this address (`by="ip"`)."""
-    column = entry_attempts.c.client_hash if by == "client" else entry_attempts.c.ip_hash
+async def granted_since(db: Database, store: str, client_hash: str, since: dt.datetime) -> bool:
+    """Whether this visitor got an entry pass at `store` since `since` (a regular)."""
     query = (
-        select(entry_attempts.c.at)
+        select(entry_attempts.c.id)
         .where(
             entry_attempts.c.store_id == store,
-            column == key,
-            entry_attempts.c.outcome == "wrong_answer",
+            entry_attempts.c.client_hash == client_hash,
             entry_attempts.c.at > utc_text(since),
+            entry_attempts.c.outcome == "granted",
         )
-        .order_by(entry_attempts.c.at.desc())
-        .limit(limit)
+        .limit(1)
     )
     async with db.read() as conn:
-        return [dt.datetime.fromisoformat(at) for at in (await conn.execute(query)).scalars()]
+        return (await conn.execute(query)).first() is not None
 
 
 async def list_attempts(db: Database, store: str) -> list[dict[str, object]]:

@@ -30,13 +30,14 @@ from cloud.db.alert_tables import alert_tables
 from cloud.db.delivery_tables import delivery_tables
 from cloud.db.erp_tables import erp_tables
 from cloud.db.errors import DatabaseError
+from cloud.db.limit_tables import limit_tables
 from cloud.db.order_tables import order_tables
 from cloud.db.payment_tables import payment_tables
 from cloud.db.stock_tables import stock_tables
 from cloud.db.tables import metadata, schema_version
 from cloud.db.times import now_text
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def _add_entry_attempts(conn: Connection) -> None:
@@ -99,6 +100,7 @@ STEPS: dict[int, Callable[[Connection], None]] = {
     6: _adding(erp_tables),
     7: _adding(alert_tables),
     8: _adding(payment_tables),
+    9: _adding(limit_tables),
 }
 
 # Any fixed number: hubs starting at once on one PostgreSQL database take turns migrating.

@@ -8,13 +8,13 @@ For now hub.yaml is the only source: `sync_principals` makes the tables match it
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import delete, select
 
+from cloud import consttime
 from cloud.config import MerchantEntry, StoreEntry
 from cloud.db.engine import Database
 from cloud.db.tables import merchant_stores, merchants, stores
@@ -91,7 +91,7 @@ async def find_principal(db: Database, token: str, store_id: str | None = None) 
         if store_id is not None:
             query = select(stores.c.token_hash).where(stores.c.id == store_id)
             stored = (await conn.execute(query)).scalar_one_or_none()
-            if stored is not None and hmac.compare_digest(stored, digest):
+            if stored is not None and consttime.equal(stored, digest):
                 return Principal("store", store_id, frozenset([store_id]))
         # Another caller's token; found by its hash, which reveals nothing about the token.
         query = select(stores.c.id).where(stores.c.token_hash == digest)

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from cloud.db.alert_tables import alert_tables
 from cloud.db.delivery_tables import delivery_tables
 from cloud.db.erp_tables import erp_tables
+from cloud.db.limit_tables import limit_tables
 from cloud.db.order_tables import order_tables
 from cloud.db.payment_tables import payment_tables
 from cloud.db.stock_tables import stock_tables
@@ -143,3 +144,4 @@ STOCK_TABLES = stock_tables(metadata)  # 5: catalog, stock ledger, platform stoc
 ERP_TABLES = erp_tables(metadata)  # 6: ERP outbox and sync state
 ALERT_TABLES = alert_tables(metadata)  # 7: DingTalk robots and the alert queue
 PAYMENT_TABLES = payment_tables(metadata)  # 8: self-checkout payments
+LIMIT_TABLES = limit_tables(metadata)  # 9: guess counts (cloud/limits)

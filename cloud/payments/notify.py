@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cloud import consttime
+
 TIMESTAMP_HEADER = "X-Shopgate-Timestamp"
 SIGNATURE_HEADER = "X-Shopgate-Signature"
 
@@ -40,7 +42,10 @@ class Notification:
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    # surrogatepass: a header read from bytes that are not UTF-8 still gets a signature
+    # (which then does not match) instead of an exception.
+    stamp = timestamp.encode("utf-8", "surrogatepass")
+    mac = hmac.new(secret.encode(), stamp + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
 
@@ -52,12 +57,12 @@ def verify(
         raise NotifyError("not_configured", "payments.notify_secret is not set on this hub")
     if not timestamp or not sig:
         raise NotifyError("unsigned", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required")
-    if not hmac.compare_digest(signature(secret, timestamp, body), sig.strip()):
+    if not consttime.equal(sig.strip(), signature(secret, timestamp, body)):
         raise NotifyError("bad_signature", "the signature does not match")
-    try:
-        when = int(timestamp)
-    except ValueError:
-        raise NotifyError("bad_timestamp", "the timestamp is not Unix seconds") from None
+    # ASCII digits only: int() would also take "1_735_689_600" or other scripts' digits.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):
+        raise NotifyError("bad_timestamp", "the timestamp is not Unix seconds")
+    when = int(timestamp)
     if abs(now - when) > skew:
         raise NotifyError("stale", f"the timestamp is more than {skew} s from the hub's clock")
     try:

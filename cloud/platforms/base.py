@@ -2,9 +2,12 @@
 
     adapter = PLATFORMS["meituan"](creds)           # cloud/platforms/registry.py
     adapter.verify(request)                          # PlatformAuthError -> 401
+    sent = adapter.signed_at(request)                # the signed time of the push, or None
+    check_fresh(sent, now=time.time(), max_age=300)  # PlatformStalePush -> 401
     push = adapter.parse_push(request)               # PlatformBadRequest -> 400
     ...                                              # OrderService.ingest(push, ...)
     return adapter.reply_ok(push)                    # the answer the platform expects
+    adapter.refusal(status, message, request)        # a refusal's fields, the platform's way
 
     client = adapter.client(session)                 # calls back, signed as it requires
     await client.confirm_order(order)
@@ -16,7 +19,7 @@ fen (1/100 yuan) throughout, as integers.
 
 from __future__ import annotations
 
-import hmac
+import datetime as dt
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -28,6 +31,7 @@ from urllib.parse import parse_qsl
 import aiohttp
 from aiohttp import web
 
+from cloud import consttime
 from cloud.config import Credentials
 
 log = logging.getLogger("cloud.platforms")
@@ -36,6 +40,9 @@ PushKind = Literal["new", "status", "cancelled", "refunded", "ping"]
 CALL_TIMEOUT_S = 10.0
 # A platform's field longer than this is not an order we can take; bounds what we store.
 MAX_TEXT = 2000
+# The platforms' own clock: JD Daojia writes its timestamps as local time in China.
+CHINA = dt.timezone(dt.timedelta(hours=8))
+_CHINA_TIME = "%Y-%m-%d %H:%M:%S"
 
 
 class PlatformError(Exception):
@@ -44,6 +51,10 @@ class PlatformError(Exception):
 
 class PlatformAuthError(PlatformError):
     """The push is not signed by the platform (401); the message says what was wrong."""
+
+
+class PlatformStalePush(PlatformAuthError):
+    """Signed by the platform, but at a time too far from now: a replay, or a clock off."""
 
 
 class PlatformBadRequest(PlatformError):
@@ -255,6 +266,12 @@ class PlatformAdapter(ABC):
         """Raise PlatformAuthError unless the platform signed this push (or
         PlatformBadRequest when it is too broken to tell)."""
 
+    def signed_at(self, request: PushRequest) -> float | None:
+        """When the platform signed this push (Unix seconds), read from a field its
+        signature covers; None for a platform that signs no time into its pushes.
+        PlatformBadRequest when the field is missing or not a time."""
+        return None
+
     @abstractmethod
     def parse_push(self, request: PushRequest) -> PlatformPush:
         """The push, read; PlatformBadRequest(reason) when it cannot be."""
@@ -266,6 +283,12 @@ class PlatformAdapter(ABC):
     @abstractmethod
     def reply_ok(self, push: PlatformPush | None = None) -> web.Response:
         """The answer that tells the platform the push was taken."""
+
+    def refusal(self, status: int, message: str, request: PushRequest | None) -> dict[str, Any]:
+        """The fields that tell the platform, in its own answer shape, that a push was not
+        taken (`status` is the HTTP status, `request` the push when it could be read);
+        the hub adds its own `error` object beside them."""
+        return {}
 
     @abstractmethod
     def client(self, session: aiohttp.ClientSession | None = None) -> PlatformClient:
@@ -290,8 +313,38 @@ def check_signed_form(
         raise PlatformAuthError("no sign")
     if params.get(app_field) != app_id:
         raise PlatformAuthError(f"{app_field} {params.get(app_field, '')!r:.70} is not this app's")
-    if not hmac.compare_digest(given.upper(), sign_of(params)):
+    if not consttime.equal(given.upper(), sign_of(params)):
         raise PlatformAuthError("sign does not match")
+
+
+def check_fresh(signed_at: float, *, now: float, max_age: float) -> None:
+    """PlatformStalePush unless `signed_at` is within `max_age` seconds of `now`, either
+    way: a push signed long ago is a replay, one signed in the future a clock to fix."""
+    age = now - signed_at
+    if abs(age) > max_age:
+        when = dt.datetime.fromtimestamp(signed_at, dt.UTC).isoformat(timespec="seconds")
+        ago = f"{age:.0f} s ago" if age > 0 else f"{-age:.0f} s ahead of the hub's clock"
+        raise PlatformStalePush(
+            f"signed at {when} ({ago}); pushes are taken within {max_age:g} s "
+            "(platforms.push_max_age_seconds): a replay, or a clock that is off"
+        )
+
+
+def push_time(params: Mapping[str, str], key: str, platform: str) -> float:
+    """The signed time of a form push: Unix seconds (or milliseconds), or JD Daojia's
+    `YYYY-MM-DD HH:MM:SS` in China's time; PlatformBadRequest when missing or unreadable."""
+    text = params.get(key, "").strip()
+    if not text:
+        raise PlatformBadRequest(f"{key} is missing ({platform} signs the time into every push)")
+    if text.isascii() and text.isdigit() and len(text) <= 13:
+        value = int(text)
+        return value / 1000 if len(text) == 13 else float(value)
+    try:
+        return dt.datetime.strptime(text, _CHINA_TIME).replace(tzinfo=CHINA).timestamp()
+    except ValueError:
+        raise PlatformBadRequest(
+            f"{key} {text!r:.40} is not a time (Unix seconds, or YYYY-MM-DD HH:MM:SS)"
+        ) from None
 
 
 def form_params(request: PushRequest) -> dict[str, str]:

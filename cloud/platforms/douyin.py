@@ -13,7 +13,10 @@ headers `app-id`, `event-sign` and `sign-method` (md5, the default, or hmac-sha2
 `event-sign` = MD5 / HMAC-SHA256 (keyed with the secret) of `app_key + body + secret`.
 Tags: 101 (paid: the order is fetched with order.orderDetail), 106 (cancelled), 206
 (refund succeeded), 0 (the platform's test message); others are logged.
-Answer: `{"code": 0, "msg": "success"}`.
+Answer: `{"code": 0, "msg": "success"}`; a refusal: `code` the HTTP status, `msg` why.
+A push carries no signed time of its own (the messages' order times do not change when
+it is sent again), so the hub's replay window does not apply: a replay is harmless
+because pushes are idempotent (cloud/orders/service.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from cloud import consttime
 from cloud.platforms.base import (
     ItemFields,
     NormalizedOrder,
@@ -118,7 +122,7 @@ class DouyinAdapter(PlatformAdapter):
         if method not in ("md5", "hmac-sha256"):
             raise PlatformAuthError(f"sign-method {method!r:.40} is not md5 or hmac-sha256")
         expected = event_sign(self.creds.app_id, request.body, self.creds.secret, method)  # type: ignore[arg-type]
-        if not hmac.compare_digest(given.lower(), expected):
+        if not consttime.equal(given.lower(), expected):
             raise PlatformAuthError("event-sign does not match")
 
     def parse_push(self, request: PushRequest) -> PlatformPush:
@@ -137,6 +141,9 @@ class DouyinAdapter(PlatformAdapter):
 
     def reply_ok(self, push: PlatformPush | None = None) -> web.Response:
         return web.json_response({"code": 0, "msg": "success"})
+
+    def refusal(self, status: int, message: str, request: PushRequest | None) -> dict[str, Any]:
+        return {"code": status, "msg": message}
 
 
 def _message(message: Mapping[str, Any], index: int) -> PlatformPush:

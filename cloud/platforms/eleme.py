@@ -10,7 +10,8 @@ unless the body carries it whole as `order.get` would answer), `order.status.pus
 (body {order_id, status}: 10 cancelled, 15 refunded, others logged), anything else with
 an order_id is logged. The answer is signed as well:
 `{"cmd": "resp.<cmd>", "ticket": <the push's>, "body": {"errno": 0, "error": "success",
-"data": ""}, ...}`.
+"data": ""}, ...}`; a refusal the same with `errno` the HTTP status and `error` the reason.
+`timestamp` (Unix seconds, signed) dates the push for the hub's replay window.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from cloud.platforms.base import (
     int_field,
     json_object,
     list_field,
+    push_time,
     read_items,
     text_field,
 )
@@ -96,6 +98,9 @@ class ElemeAdapter(PlatformAdapter):
             sign_of=lambda params: sign(params, self.creds.secret),
         )
 
+    def signed_at(self, request: PushRequest) -> float:
+        return push_time(form_params(request), "timestamp", NAME)
+
     def parse_push(self, request: PushRequest) -> PlatformPush:
         params = form_params(request)
         cmd = text_field(params, "cmd")
@@ -143,6 +148,19 @@ class ElemeAdapter(PlatformAdapter):
             context.get("ticket", ""),
         )
         return web.json_response({**params, "body": body})
+
+    def refusal(self, status: int, message: str, request: PushRequest | None) -> dict[str, Any]:
+        # The same signed envelope as a success, with errno set: Eleme pushes again.
+        context: Mapping[str, str] = {}
+        if request is not None:
+            try:
+                context = form_params(request)
+            except PlatformBadRequest:
+                pass
+        body = {"errno": status, "error": message, "data": ""}
+        cmd, ticket = str(context.get("cmd", ""))[:64], str(context.get("ticket", ""))[:64]
+        params = envelope("resp." + cmd, body, self.creds.app_id, self.creds.secret, ticket)
+        return {**params, "body": body}
 
 
 def normalize(data: Mapping[str, Any]) -> NormalizedOrder:

@@ -7,7 +7,8 @@ Every request, both ways, carries `app_key`, `token`, `timestamp` ("YYYY-MM-DD H
 Pushes carry `jd_param_json` = {billId, statusId, timestamp}; the order itself is fetched
 with `/djapi/order/es/query`. statusId 32000 (new order, awaiting outbound) and 41000 are
 new orders, 20020 (user cancelled) and 20040 (system cancelled) cancellations; others are
-logged. Answer: `{"code": "0", "msg": "success", "data": ""}`.
+logged. Answer: `{"code": "0", "msg": "success", "data": ""}`; a refusal: `code` the HTTP
+status, `msg` the reason. The signed `timestamp` dates the push (the hub's replay window).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from cloud.platforms.base import (
     int_field,
     json_object,
     json_value,
+    push_time,
     read_items,
     text_field,
 )
@@ -72,6 +74,9 @@ class JddjAdapter(PlatformAdapter):
             sign_of=lambda params: sign(params, self.creds.secret),
         )
 
+    def signed_at(self, request: PushRequest) -> float:
+        return push_time(form_params(request), "timestamp", NAME)
+
     def parse_push(self, request: PushRequest) -> PlatformPush:
         params = form_params(request)
         if not params.get("jd_param_json"):
@@ -90,6 +95,9 @@ class JddjAdapter(PlatformAdapter):
 
     def reply_ok(self, push: PlatformPush | None = None) -> web.Response:
         return web.json_response({"code": "0", "msg": "success", "data": ""})
+
+    def refusal(self, status: int, message: str, request: PushRequest | None) -> dict[str, Any]:
+        return {"code": str(status), "msg": message, "data": ""}
 
 
 def normalize(order: Mapping[str, Any]) -> NormalizedOrder:

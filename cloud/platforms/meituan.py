@@ -14,13 +14,13 @@ One webhook takes every push; which one it is shows in its fields:
 - `reason_code` (cancellation);
 - `status` alone (status change): 9 cancelled; 1 submitted, 2 pushed, 4 confirmed,
   8 completed are logged.
-Answer: `{"data": "ok"}`.
+Every push carries `timestamp` (Unix seconds), covered by `sig`: the hub's replay window.
+Answer: `{"data": "ok"}`; a refusal `{"data": "ng", "error": {"msg": ...}}`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +31,7 @@ from urllib.parse import unquote
 import aiohttp
 from aiohttp import web
 
+from cloud import consttime
 from cloud.platforms.base import (
     ItemFields,
     NormalizedOrder,
@@ -48,6 +49,7 @@ from cloud.platforms.base import (
     int_field,
     json_object,
     json_value,
+    push_time,
     read_items,
     text_field,
 )
@@ -99,8 +101,11 @@ class MeituanAdapter(PlatformAdapter):
         if not given:
             raise PlatformAuthError("no sig")
         expected = sign(request.url, params, self.creds.secret)
-        if not hmac.compare_digest(given.lower(), expected):
+        if not consttime.equal(given.lower(), expected):
             raise PlatformAuthError(f"sig does not match (signed URL {request.url})")
+
+    def signed_at(self, request: PushRequest) -> float:
+        return push_time(form_params(request), "timestamp", NAME)
 
     def parse_push(self, request: PushRequest) -> PlatformPush:
         params = form_params(request)
@@ -127,6 +132,10 @@ class MeituanAdapter(PlatformAdapter):
 
     def reply_ok(self, push: PlatformPush | None = None) -> web.Response:
         return web.json_response({"data": "ok"})
+
+    def refusal(self, status: int, message: str, request: PushRequest | None) -> dict[str, Any]:
+        # Anything but data "ok" is a failure to Meituan, which pushes again later.
+        return {"data": "ng", "error": {"msg": message}}
 
 
 def _order(params: Mapping[str, str]) -> NormalizedOrder:

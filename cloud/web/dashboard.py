@@ -2,8 +2,11 @@
 
 Login exchanges the merchant's API token (hub.yaml merchants[].token) for a signed
 session cookie (dashboard_session.py: HttpOnly, SameSite=Strict); the token itself is
-never stored, echoed or logged. A session sees exactly the stores the merchant is linked
-to in the database at that moment; any other store is 403, whether it exists or not.
+never stored, echoed or logged. Wrong tokens are counted per client address
+(`limits.dashboard_login`, cloud/limits) and kept in `rejections`; past the limit the
+address gets 429, right token or not, until the window ends. A session sees exactly the
+stores the merchant is linked to in the database at that moment; any other store is 403,
+whether it exists or not.
 
 `GET /dashboard/stores/{store}` is one server-rendered page, no script: online or not,
 doors and devices, today's orders per platform, pending pickups with their age, sales
@@ -18,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import logging
+import math
 import secrets
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -28,11 +31,14 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from cloud import signing
+from cloud import consttime, signing
 from cloud.api.appkeys import CONFIG, DB
 from cloud.api.auth import public
 from cloud.bus import BUS
+from cloud.db.events import record_rejection
 from cloud.db.principals import find_principal
+from cloud.limits.counters import Limiter, Refused
+from cloud.limits.web import LIMITER, address_counter, client_bucket, retry_headers
 from cloud.web import dashboard_data as data
 from cloud.web import dashboard_sources as sources
 from cloud.web.dashboard_session import (
@@ -120,9 +126,7 @@ async def _owner(request: web.Request) -> Owner | None:
     except SessionError:
         return None
     merchant = await data.merchant(request.app[DB], session.merchant)
-    if merchant is None or not hmac.compare_digest(
-        token_tag(merchant.token_hash), session.token_tag
-    ):
+    if merchant is None or not consttime.equal(token_tag(merchant.token_hash), session.token_tag):
         return None  # removed, or its token changed since the login
     return Owner(merchant, keys.csrf(session.nonce))
 
@@ -185,12 +189,24 @@ async def login(request: web.Request) -> web.StreamResponse:
     token = str(form.get("token", "")).strip()
     if not token or len(token) > MAX_TOKEN_CHARS:
         return await _login_page(request, error="请输入商户令牌", status=400)
+    limiter = request.app[LIMITER]
+    counter = address_counter(
+        request, "dashboard.login", request.app[CONFIG].limits.dashboard_login
+    )
+    paused = await limiter.paused([counter])
+    if paused is not None:
+        return await _login_paused(request, limiter, paused)
     principal = await find_principal(request.app[DB], token)
     if principal is None or principal.kind != "merchant":
-        log.warning(
-            "dashboard login refused",
-            extra={"peer": request.remote, "caller": principal.kind if principal else "unknown"},
-        )
+        # Counted before it is answered: past the limit, no more answers to guesses.
+        counted = await limiter.reserve([counter])
+        if isinstance(counted, Refused):
+            return await _login_paused(request, limiter, counted)
+        caller = principal.kind if principal else "unknown"
+        client = client_bucket(request)
+        log.warning("dashboard login refused", extra={"client": client, "caller": caller})
+        reason = f"dashboard login refused ({caller} token) from {client}"
+        await record_rejection(request.app[DB], "", LOGIN, 401, reason, 0)
         error = (
             "这是门店令牌，请使用商户令牌登录"
             if principal is not None
@@ -200,7 +216,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     merchant = await data.merchant(request.app[DB], principal.id)
     if merchant is None:  # removed between the two reads
         return await _login_page(request, error="令牌不正确，请检查后重试", status=401)
-    log.info("dashboard login", extra={"merchant": merchant.id, "peer": request.remote})
+    log.info("dashboard login", extra={"merchant": merchant.id, "client": client_bucket(request)})
     response = web.HTTPSeeOther(ROOT)
     response.set_cookie(
         SESSION_COOKIE,
@@ -215,12 +231,21 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+async def _login_paused(request: web.Request, limiter: Limiter, paused: Refused) -> web.Response:
+    log.warning("dashboard login paused", extra={"client": client_bucket(request)})
+    minutes = math.ceil(paused.retry_after(limiter.now()) / 60)
+    error = f"尝试次数过多，请 {minutes} 分钟后再试"
+    response = await _login_page(request, error=error, status=429)
+    response.headers.update(retry_headers(limiter, paused))
+    return response
+
+
 @public
 async def logout(request: web.Request) -> web.StreamResponse:
     owner = await _owner(request)
     if owner is not None:
         form = await request.post()
-        if not hmac.compare_digest(str(form.get("csrf", "")).encode(), owner.csrf.encode()):
+        if not consttime.equal(str(form.get("csrf", "")), owner.csrf):
             raise web.HTTPSeeOther(ROOT)
     response = web.HTTPSeeOther(LOGIN)
     response.del_cookie(SESSION_COOKIE, path=ROOT)
@@ -415,7 +440,7 @@ async def restore_stock(request: web.Request) -> web.StreamResponse:
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         raise web.HTTPSeeOther(f"{_store_path(store)}?done=restore_failed")
     form = await request.post()
-    if not hmac.compare_digest(str(form.get("csrf", "")).encode(), owner.csrf.encode()):
+    if not consttime.equal(str(form.get("csrf", "")), owner.csrf):
         log.warning("dashboard: restore without a valid form token", extra={"store": store})
         raise web.HTTPSeeOther(f"{_store_path(store)}?done=restore_failed")
     try:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import jwt
 
+from cloud import consttime
+
 AUDIENCE = "shopgate-dashboard"
 SESSION_COOKIE = "sg_dash"
 LOGIN_COOKIE = "sg_dash_login"
@@ -87,4 +89,4 @@ class SessionKeys:
     def csrf_ok(self, nonce: str | None, given: object) -> bool:
         if not nonce or not isinstance(given, str) or not given:
             return False
-        return hmac.compare_digest(self.csrf(nonce).encode(), given.encode())
+        return consttime.equal(given, self.csrf(nonce))

@@ -51,6 +51,7 @@ REASONS = {
     "already_picked_up": "已取货",
     "cancelled": "订单已取消",
     "wrong_answer": "答案错误",
+    "rate_limited": "取件码暂停",  # too many wrong pickup codes at that door
 }
 
 

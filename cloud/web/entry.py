@@ -4,9 +4,14 @@ GET asks one question of the store's bank (a new pick per visit) with a form tok
 (form_token.py). POST checks the answer (scrypt, in a thread) against the question the
 token names; a right one mints an entry pass for that door, shown as a QR code that the
 door's scanner accepts offline, and, when the store's agent is online, also opens the door
-at once with a signed `unlock`. Wrong answers are counted per visitor (a cookie) and per
-address in `entry_attempts`; too many pause the visitor (429). The typed answer is never
-stored or logged. Plain HTML forms, no script: it works in any phone browser.
+at once with a signed `unlock`. Every answer is counted before it is checked (cloud/limits:
+atomic in the database, shared by every hub process): per visitor (a cookie), per address
+(the client behind the trusted proxies; an IPv6 /64 counts as one) and per door (everyone
+together, so that dropping the cookie and changing address does not escape); a right
+answer is given back. A full count pauses (429); a full door count pauses the door's page
+for everyone but its regulars and tells the owner (DOOR_PAUSED hooks: the alerts). Each
+answer is a row of `entry_attempts`; the typed answer is never stored or logged. Plain
+HTML forms, no script: it works in any phone browser.
 
 `GET /s/{store}/{door}/pass.png?t=PASS` renders a pass the hub minted for that door as a
 PNG, for saving to the phone's photos.
@@ -37,11 +42,13 @@ from cloud.api.appkeys import CONFIG, DB
 from cloud.api.auth import public
 from cloud.bus import BUS
 from cloud.config import EntryConfig, StoreEntry
-from cloud.db.entry_attempts import Attempt, recent_wrong, record_attempt
+from cloud.db.entry_attempts import Attempt, Outcome, granted_since, record_attempt
+from cloud.limits.counters import Counter, Limiter, Refused, Reservation
+from cloud.limits.entry_rules import ADDRESS, DOOR_SCOPES, VISITOR, answer_counters
+from cloud.limits.web import DOOR_PAUSED, LIMITER, client_bucket
 from cloud.web.form_token import AskedQuestion, FormTokenError, FormTokens, derive_key
 from cloud.web.pages import Pages
 from cloud.web.pass_qr import pass_png, pass_svg
-from cloud.web.wrong_answers import paused_until, tries_left
 
 log = logging.getLogger("cloud.web.entry")
 
@@ -154,9 +161,11 @@ async def entry_form(request: web.Request) -> web.StreamResponse:
     if door is None:
         return _not_found(state)
     visitor, is_new = _visitor(request)
-    pause = await _paused(request, door, visitor)
+    limiter = request.app[LIMITER]
+    counters = await _counters(request, door, visitor, known=not is_new)
+    pause = await limiter.paused(counters)
     if pause is not None:
-        response = _paused_page(state, door, pause)
+        response = _paused_page(state, door, pause, limiter)
     else:
         index = secrets.randbelow(len(door.bank)) if door.bank else -1
         response = _question_page(state, door, visitor, index)
@@ -192,25 +201,35 @@ async def entry_answer(request: web.Request) -> web.StreamResponse:
 
     now = dt.datetime.now(dt.UTC)
     db = request.app[DB]
+    limiter = request.app[LIMITER]
     client = state.sign.client_hash("visitor", visitor)
-    ip = state.sign.client_hash("ip", request.remote or "")
-    pause = await _paused(request, door, visitor)
-    if pause is not None:
-        await record_attempt(db, Attempt(door.store.id, door.door, "rate_limited", client, ip), now)
-        return _paused_page(state, door, pause)
+    ip = state.sign.client_hash("ip", client_bucket(request))
+    counters = await _counters(request, door, visitor, known=True)
+    # The decision: this answer is counted now, before it is checked (and before the
+    # scrypt below), atomically with every other hub process's answers.
+    taken = await limiter.reserve(counters)
+    if isinstance(taken, Refused):
+        outcome: Outcome = (
+            "door_paused" if taken.counter.rule.scope in DOOR_SCOPES else "rate_limited"
+        )
+        await record_attempt(db, Attempt(door.store.id, door.door, outcome, client, ip), now)
+        return _paused_page(state, door, taken, limiter)
 
     answer = str(form.get("answer", ""))
     right = asked.index == -1 or await _answer_is_right(door, asked, answer)
     if not right:
         await record_attempt(db, Attempt(door.store.id, door.door, "wrong_answer", client, ip), now)
         log.info("wrong answer", extra={"store": door.store.id, "door": door.door})
-        pause = await _paused(request, door, visitor)
-        if pause is not None:
-            return _paused_page(state, door, pause)
-        left = await _tries_left(request, door, visitor)
+        await _tell_if_door_paused(request, door, taken)
+        full = [c for c in taken.counts if c.full]
+        if full:
+            last = max(full, key=lambda c: c.resets_at)
+            return _paused_page(state, door, Refused(last.counter, last.resets_at), limiter)
+        left = min(c.left for c in taken.counts if c.counter.rule.scope in (VISITOR, ADDRESS))
         error = f"答案不正确，请再试一次（还可以尝试 {left} 次）"
         return _question_page(state, door, visitor, asked.index, error=error)
 
+    await limiter.refund(taken)
     sub = f"visitor-{state.sign.client_hash('visitor', visitor)[:16]}"
     ttl = door.entry.pass_ttl_seconds
     jti = uuid.uuid4().hex
@@ -310,32 +329,49 @@ async def _answer_is_right(door: Door, asked: AskedQuestion, answer: str) -> boo
     return await asyncio.to_thread(answer_matches, answer, hashes)
 
 
-async def _paused(request: web.Request, door: Door, visitor: str) -> dt.datetime | None:
-    state, entry = request.app[ENTRY], door.entry
-    now = dt.datetime.now(dt.UTC)
-    window = dt.timedelta(seconds=entry.wrong_window_seconds)
-    until: list[dt.datetime] = []
-    for by, value, limit in (
-        ("client", state.sign.client_hash("visitor", visitor), entry.max_wrong),
-        ("ip", state.sign.client_hash("ip", request.remote or ""), entry.max_wrong_per_ip),
-    ):
-        wrong = await recent_wrong(
-            request.app[DB], door.store.id, by=by, key=value, since=now - window, limit=limit
-        )
-        paused = paused_until(wrong, limit, window)
-        if paused is not None and paused > now:
-            until.append(paused)
-    return max(until, default=None)
-
-
-async def _tries_left(request: web.Request, door: Door, visitor: str) -> int:
-    state, entry = request.app[ENTRY], door.entry
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=entry.wrong_window_seconds)
-    client = state.sign.client_hash("visitor", visitor)
-    wrong = await recent_wrong(
-        request.app[DB], door.store.id, by="client", key=client, since=since, limit=entry.max_wrong
+async def _counters(
+    request: web.Request, door: Door, visitor: str, *, known: bool
+) -> list[Counter]:
+    """The counts an answer from this visitor takes at this door. A regular (this browser
+    got a pass at the store lately) is spared the door's pause, not its own counts."""
+    entry = door.entry
+    return answer_counters(
+        door.store.id,
+        door.door,
+        visitor=visitor,
+        address=client_bucket(request),
+        max_wrong=entry.max_wrong,
+        max_wrong_per_address=entry.max_wrong_per_ip,
+        window_s=entry.wrong_window_seconds,
+        limit=entry.door_limit,
+        regular=known and await _is_regular(request, door, visitor),
     )
-    return tries_left(wrong, entry.max_wrong)
+
+
+async def _is_regular(request: web.Request, door: Door, visitor: str) -> bool:
+    days = door.entry.door_limit.regulars_days
+    if days == 0:
+        return False
+    client = request.app[ENTRY].sign.client_hash("visitor", visitor)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    return await granted_since(request.app[DB], door.store.id, client, since)
+
+
+async def _tell_if_door_paused(request: web.Request, door: Door, taken: Reservation) -> None:
+    """This wrong answer filled a door count (one answer per window does): the page now
+    pauses for everyone but the door's regulars, and the owner is told."""
+    for count in taken.counts:
+        if count.counter.rule.scope in DOOR_SCOPES and count.hits == count.limit:
+            rule = count.counter.rule
+            log.warning(
+                "entry page paused: too many wrong answers at the door",
+                extra={"store": door.store.id, "door": door.door, "until": count.resets_at},
+            )
+            for hook in request.app[DOOR_PAUSED]:
+                try:
+                    await hook(door.store.id, door.door, count.resets_at, count.hits, rule.window_s)
+                except Exception:
+                    log.exception("entry page pause: a hook failed")
 
 
 async def _unlock(request: web.Request, door: Door, sub: str, token: str) -> bool | None:
@@ -432,18 +468,16 @@ def _ask_again(
     return _with_visitor(request, response, fresh, is_new)
 
 
-def _paused_page(state: EntryState, door: Door, until: dt.datetime) -> web.Response:
-    seconds = max(1.0, (until - dt.datetime.now(dt.UTC)).total_seconds())
+def _paused_page(state: EntryState, door: Door, refused: Refused, limiter: Limiter) -> web.Response:
+    seconds = refused.retry_after(limiter.now())
     minutes = math.ceil(seconds / 60)
-    response = _message(
-        state,
-        door,
-        429,
-        "请稍后再试",
-        f"答错次数过多，请 {minutes} 分钟后再试。",
-        again=False,
-    )
-    response.headers["Retry-After"] = str(math.ceil(seconds))
+    if refused.counter.rule.scope in DOOR_SCOPES:
+        title = "暂停验证"
+        message = f"此门答错次数异常，线上验证已暂停，请 {minutes} 分钟后再试，或联系店家。"
+    else:
+        title, message = "请稍后再试", f"答错次数过多，请 {minutes} 分钟后再试。"
+    response = _message(state, door, 429, title, message, again=False)
+    response.headers["Retry-After"] = str(seconds)
     return response
 
 

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from cloud import consttime
+
 AUDIENCE = "shopgate-entry-form"
 
 
@@ -109,9 +111,7 @@ class FormTokens:
             raise FormTokenError(f"bad form token: {e}") from None
         if c.get("store") != store or c.get("door") != door:
             raise FormTokenError("the form token is for another door")
-        if visitor is None or not hmac.compare_digest(
-            str(c.get("v", "")), self.visitor_tag(visitor)
-        ):
+        if visitor is None or not consttime.equal(str(c.get("v", "")), self.visitor_tag(visitor)):
             raise FormTokenError("the form token is for another visitor")
         index = c.get("q")
         if not isinstance(index, int) or isinstance(index, bool):

@@ -12,6 +12,7 @@ Each board drives up to 24 lock channels and reports one feedback bit per channe
 
 Like a real bus, only addressed boards answer; malformed bytes are logged and skipped,
 never answered. Requests are answered one at a time, in order, after `reply_delay_ms`.
+The frames are the simulator's own (lockboard_wire.py), not the agent's codec.
 """
 
 from __future__ import annotations
@@ -29,22 +30,16 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.devices.protocols.lockboard import (
-    MAX_LOCK,
-    BoardStatus,
-    FrameError,
-    LockStatus,
-    OpenLock,
-    QueryAll,
-    QueryLock,
-    Reply,
-    Request,
-    RequestDecoder,
-    encode_reply,
-    encode_request,
-)
 from shopgate_sim.api import StrictBody, find_device, int_in_path, json_error, read_body
 from shopgate_sim.device import DEVICE_ID_PATTERN, DeviceKind, DeviceSpec, SimDevice
+from shopgate_sim.lockboard_wire import (
+    LOCKS,
+    Command,
+    CommandReader,
+    Noise,
+    board_reply,
+    lock_reply,
+)
 from shopgate_sim.serial_device import SerialDevice
 
 log = logging.getLogger(__name__)
@@ -60,7 +55,7 @@ class BoardSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     address: int = Field(ge=0, le=255)
-    channels: int = Field(default=MAX_LOCK, ge=1, le=MAX_LOCK)
+    channels: int = Field(default=LOCKS, ge=1, le=LOCKS)
     compartments: bool = False
     release_s: float = Field(default=5.0, gt=0, le=3600)
 
@@ -175,36 +170,30 @@ class Silence:
     reason: str
 
 
-def answer(boards: Mapping[int, Board], req: Request, now: float) -> Reply | Silence:
-    """What the bus sends back for one request (and the state change it causes)."""
-    board = boards.get(req.board)
+def answer(boards: Mapping[int, Board], cmd: Command, now: float) -> bytes | Silence:
+    """The reply the bus sends to one command (and the state change the command causes)."""
+    board = boards.get(cmd.board)
     if board is None:
-        return Silence(f"no board {req.board} on this bus")
+        return Silence(f"no board {cmd.board} on this bus")
     if board.muted:
-        return Silence(f"board {req.board} is muted")
-    if isinstance(req, QueryAll):
-        locked = tuple(
-            board.channels[n].locked if n in board.channels else False
-            for n in range(1, MAX_LOCK + 1)
-        )
-        return BoardStatus(req.board, locked)
-    channel = board.channels.get(req.lock)
+        return Silence(f"board {cmd.board} is muted")
+    if cmd.op == "query_all":
+        locked = [
+            board.channels[n].locked if n in board.channels else False for n in range(1, LOCKS + 1)
+        ]
+        return board_reply(cmd.board, locked)
+    channel = board.channels.get(cmd.lock)
     if channel is None:
-        return Silence(f"board {req.board} has no lock {req.lock}")
-    if isinstance(req, OpenLock):
+        return Silence(f"board {cmd.board} has no lock {cmd.lock}")
+    if cmd.op == "open":
         channel.pulse(now)
-    return LockStatus(req.board, req.lock, channel.locked)
+    return lock_reply(cmd, locked=channel.locked)
 
 
-def describe_request(req: Request) -> dict[str, object]:
-    match req:
-        case OpenLock(board, lock):
-            return {"op": "open", "board": board, "lock": lock}
-        case QueryLock(board, lock):
-            return {"op": "query", "board": board, "lock": lock}
-        case QueryAll(board):
-            return {"op": "query_all", "board": board}
-    raise TypeError(f"not a lock board request: {req!r}")
+def describe_command(cmd: Command) -> dict[str, object]:
+    if cmd.op == "query_all":
+        return {"op": "query_all", "board": cmd.board}
+    return {"op": cmd.op, "board": cmd.board, "lock": cmd.lock}
 
 
 # ---- the device on its pty ----------------------------------------------------------
@@ -218,8 +207,8 @@ class LockBus(SerialDevice):
         self.boards = {b.address: Board.from_spec(b) for b in spec.boards}
         self.doors = {d.id: (d.board, d.channel) for d in spec.doors}
         self._reply_delay = spec.reply_delay_ms / 1000
-        self._decoder = RequestDecoder()
-        self._requests: asyncio.Queue[tuple[Request, dict[str, object]]] = asyncio.Queue(
+        self._reader = CommandReader()
+        self._requests: asyncio.Queue[tuple[Command, dict[str, object]]] = asyncio.Queue(
             MAX_QUEUED_REQUESTS
         )
         self._noise = bytearray()
@@ -229,19 +218,20 @@ class LockBus(SerialDevice):
         self._server: asyncio.Task[None] | None = None
 
     def plugged_in(self) -> None:
-        self._decoder = RequestDecoder()
+        self._reader = CommandReader()
 
     def received(self, data: bytes) -> None:
         now = time.monotonic()
-        for item in self._decoder.feed(data):
-            if isinstance(item, FrameError):
-                log.warning("%s: malformed bytes skipped: %s", self.id, item)
-                self.frames.append({"t": now, "error": str(item), "answered": False})
+        for item in self._reader.feed(data):
+            if isinstance(item, Noise):
+                error = f"skipped {len(item.data)} bytes: {item.data.hex(' ')}"
+                log.warning("%s: malformed bytes skipped: %s", self.id, error)
+                self.frames.append({"t": now, "error": error, "answered": False})
                 continue
             entry: dict[str, object] = {
                 "t": now,
-                "hex": encode_request(item).hex(),
-                "request": describe_request(item),
+                "hex": item.frame.hex(),
+                "request": describe_command(item),
                 "answered": False,
             }
             self.frames.append(entry)
@@ -266,26 +256,26 @@ class LockBus(SerialDevice):
 
     async def _serve(self) -> None:
         while True:
-            req, entry = await self._requests.get()
-            reply = answer(self.boards, req, time.monotonic())
+            cmd, entry = await self._requests.get()
+            reply = answer(self.boards, cmd, time.monotonic())
             if isinstance(reply, Silence):
-                log.info("%s: %s: no answer (%s)", self.id, describe_request(req), reply.reason)
+                log.info("%s: %s: no answer (%s)", self.id, describe_command(cmd), reply.reason)
                 continue
-            if isinstance(req, OpenLock):
+            if cmd.op == "open":
                 log.info(
                     "%s: board %d lock %d opened (unlock %d)",
                     self.id,
-                    req.board,
-                    req.lock,
-                    self.boards[req.board].channels[req.lock].unlock_count,
+                    cmd.board,
+                    cmd.lock,
+                    self.boards[cmd.board].channels[cmd.lock].unlock_count,
                 )
             await asyncio.sleep(self._reply_delay)
-            frame = bytes(self._noise) + encode_reply(reply, to=req)
+            frame = bytes(self._noise) + reply
             self._noise.clear()
             try:
                 self.send(frame)
             except Exception as exc:
-                log.info("%s: reply to %s lost: %s", self.id, describe_request(req), exc)
+                log.info("%s: reply to %s lost: %s", self.id, describe_command(cmd), exc)
                 continue
             entry["answered"] = True
 

@@ -233,7 +233,8 @@ class Printer(SimDevice):
         log.info("%s: DLE EOT %d is not a status we know; not answered", self.id, n)
         return None
 
-    def _gs_r_byte(self, n: int) -> int:
+    def gs_r_byte(self, n: int) -> int:
+        """The reply to GS r n (bits 4 and 7 always clear, unlike a DLE EOT reply)."""
         if n in (1, 49):  # paper sensor status
             near = 0x03 if self.paper_near_end or self.paper_out else 0
             return near | (0x0C if self.paper_out else 0)
@@ -376,7 +377,7 @@ class Printer(SimDevice):
                 return 1
             case StatusRequest(n):
                 if self.answers_gs_r:
-                    conn.send(bytes([self._gs_r_byte(n)]))
+                    conn.send(bytes([self.gs_r_byte(n)]))
                 return 0
         return 0
 

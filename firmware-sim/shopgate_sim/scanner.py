@@ -1,4 +1,9 @@
-"""A barcode/QR scanner on a USB CDC serial line: each scan is one line (CONTRACTS section 6)."""
+"""A barcode/QR scanner on a USB CDC serial line: each scan is one line (CONTRACTS section 6).
+
+A real scanner sends a QR's content as it is, then its terminator: a QR whose content
+holds CR or LF (anyone can print one) arrives as several lines in one read. `raw` scans
+do exactly that, so tests can attack the agent the way a crafted QR would.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from aiohttp import web
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 
 from shopgate_sim.api import StrictBody, find_device, json_error, read_body
 from shopgate_sim.device import DeviceKind, DeviceSpec, DeviceUnplugged, SimDevice
@@ -36,6 +41,8 @@ class Scanner(SerialDevice):
         log.info("%s: ignored %d bytes from the host", self.id, len(data))
 
     def scan(self, code: str) -> int:
+        """Send one read: the content as it is (line breaks inside included), then the
+        terminator, in one write as the scanner's USB CDC endpoint hands it over."""
         line = code.encode("utf-8") + self._terminator
         self.send(line)
         log.info("%s: scanned %d characters", self.id, len(code))
@@ -44,13 +51,17 @@ class Scanner(SerialDevice):
 
 class ScanBody(StrictBody):
     code: str = Field(min_length=1, max_length=MAX_CODE_CHARS)
+    # true: the content may hold CR and LF (a crafted QR); false: one line, checked.
+    raw: bool = False
 
-    @field_validator("code")
-    @classmethod
-    def _one_line(cls, code: str) -> str:
-        if "\r" in code or "\n" in code:
-            raise ValueError("a scan is one line: no CR or LF inside")
-        return code
+    @model_validator(mode="after")
+    def _one_line(self) -> ScanBody:
+        if not self.raw and ("\r" in self.code or "\n" in self.code):
+            raise ValueError(
+                "a scan is one line: no CR or LF inside (send raw: true for a QR whose "
+                "content holds line breaks)"
+            )
+        return self
 
 
 def routes(devices: Mapping[str, SimDevice]) -> list[web.RouteDef]:

@@ -16,6 +16,8 @@ reports them: `jam` (dispensing, then 03 jammed), `motor` (dispensing, then 04 m
 didn't stop), `no_motor` (06 at once), `empty` (the slot reads empty: stock 0 and a
 selection status 02). A slot that jammed or whose motor did not stop reads `fault` in
 its selection status until it vends again or is restocked (set inventory).
+
+The packets are the simulator's own (vmc_wire.py), not the agent's codec.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.devices.protocols import vmc
+from shopgate_sim import vmc_wire as wire
 from shopgate_sim.api import StrictBody, find_device, json_error, read_body
 from shopgate_sim.device import DeviceKind, DeviceSpec, DeviceUnplugged, SimDevice
 from shopgate_sim.serial_device import SerialDevice
@@ -43,6 +45,11 @@ VEND_LOG_SIZE = 500
 ANSWER_SAMPLES = 2000
 MAX_REPORTS = 64
 FAULTS = ("jam", "motor", "no_motor", "empty")
+STATE_NAMES = {
+    wire.Selection.NORMAL: "ok",
+    wire.Selection.OUT_OF_STOCK: "empty",
+    wire.Selection.PAUSED: "fault",
+}
 
 
 # ---- config -------------------------------------------------------------------------
@@ -51,11 +58,11 @@ FAULTS = ("jam", "motor", "no_motor", "empty")
 class SlotSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    slot: int = Field(ge=1, le=vmc.MAX_SLOT)
+    slot: int = Field(ge=1, le=wire.MAX_SELECTION)
     barcode: str = ""
     name: str = ""
     price: float = Field(default=0.0, ge=0, le=100000)
-    stock: int = Field(default=0, ge=0, le=vmc.MAX_QTY)
+    stock: int = Field(default=0, ge=0, le=wire.MAX_INVENTORY)
 
 
 class VendingSpec(DeviceSpec):
@@ -91,10 +98,10 @@ class Slot:
     faulted: bool = False  # jammed / motor fault seen, until it vends or is restocked
     vends: int = 0
 
-    def state(self) -> vmc.SlotState:
+    def state(self) -> wire.Selection:
         if self.faulted:
-            return vmc.SlotState.FAULT
-        return vmc.SlotState.OK if self.stock > 0 else vmc.SlotState.EMPTY
+            return wire.Selection.PAUSED
+        return wire.Selection.NORMAL if self.stock > 0 else wire.Selection.OUT_OF_STOCK
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -102,7 +109,7 @@ class Slot:
             "name": self.name,
             "price": round(self.price_fen / 100, 2),
             "stock": self.stock,
-            "state": self.state().name.lower(),
+            "state": STATE_NAMES[self.state()],
             "fault": self.fault,
             "vends": self.vends,
         }
@@ -136,7 +143,8 @@ class _Exchange:
 
 @dataclass(slots=True)
 class _Report:
-    msg: vmc.SelectionStatus | vmc.DispenseStatus
+    frame: bytes
+    what: str  # for the log
     tries: int = 0
 
 
@@ -167,12 +175,12 @@ class VendingMachine(SerialDevice):
         self.counters = WireCounters()
         self.answer_ms: deque[float] = deque(maxlen=ANSWER_SAMPLES)  # recent, for percentiles
         self.vends: deque[dict[str, object]] = deque(maxlen=VEND_LOG_SIZE)
-        self._deframer = vmc.Deframer()
+        self._reader = wire.PacketReader()
         self._pack = 0  # our last packet number
         # The last command executed: a retransmission repeats it exactly (packet number
         # and all); comparing the whole packet keeps a restarted host, whose numbers
         # start over, from having its first command taken for a repeat.
-        self._last_command: vmc.Message | None = None
+        self._last_command: wire.Packet | None = None
         self._reports: deque[_Report] = deque()
         self._exchange: _Exchange | None = None
         self._buys: asyncio.Queue[_Vend] = asyncio.Queue()
@@ -182,7 +190,7 @@ class VendingMachine(SerialDevice):
 
     def plugged_in(self) -> None:
         # A fresh cable: framing and packet numbers start over, as after a power cycle.
-        self._deframer = vmc.Deframer()
+        self._reader = wire.PacketReader()
         self._last_command = None
         self._exchange = None
 
@@ -225,16 +233,16 @@ class VendingMachine(SerialDevice):
             if report.tries > self._retries:
                 self._reports.popleft()
                 self.counters.dropped_reports += 1
-                log.warning("%s: %s never acknowledged; dropped", self.id, vmc.describe(report.msg))
+                log.warning("%s: %s never acknowledged; dropped", self.id, report.what)
                 report = self._reports[0] if self._reports else None
         if report is not None:
             if report.tries:
                 self.counters.retransmissions += 1
             report.tries += 1
-            frame, kind = vmc.encode(report.msg), "report"
+            frame, kind = report.frame, "report"
             self.counters.reports += 1
         else:
-            frame, kind = vmc.encode(vmc.Poll()), "poll"
+            frame, kind = wire.packet(wire.POLL), "poll"
             self.counters.polls += 1
         try:
             self.send(frame)
@@ -282,83 +290,87 @@ class VendingMachine(SerialDevice):
 
     def received(self, data: bytes) -> None:
         now = time.monotonic()
-        for item in self._deframer.feed(data):
-            if isinstance(item, vmc.FrameError):
+        for item in self._reader.feed(data):
+            if isinstance(item, wire.Noise):
                 self.counters.malformed += 1
-                log.warning("%s: malformed bytes skipped: %s", self.id, item)
+                log.warning(
+                    "%s: malformed bytes skipped (%s): %s", self.id, item.why, item.data.hex(" ")
+                )
                 continue
-            try:
-                msg = vmc.from_frame(item)
-            except vmc.FrameError as exc:
-                self.counters.malformed += 1
-                log.warning("%s: bad frame skipped: %s", self.id, exc)
-                continue
-            self._handle(msg, now)
+            self._handle(item, now)
 
-    def _handle(self, msg: vmc.Message, now: float) -> None:
-        exchange = self._answer_came(now)
-        if isinstance(msg, vmc.Ack):
+    def _handle(self, packet: wire.Packet, now: float) -> None:
+        if packet.cmd in (wire.POLL, wire.SELECTION_STATUS, wire.DISPENSING_STATUS):
+            self._answer_came(now)
+            self.counters.unexpected += 1
+            log.warning("%s: the host sent %02X, which only a VMC sends", self.id, packet.cmd)
+            return
+        if packet.cmd == wire.ACK:
+            exchange = self._answer_came(now)
             if exchange is not None and exchange.kind == "report" and self._reports:
                 self._reports.popleft()  # delivered
             elif exchange is None:
                 self.counters.unexpected += 1
             return
-        if isinstance(msg, vmc.Poll | vmc.SelectionStatus | vmc.DispenseStatus):
-            self.counters.unexpected += 1
-            log.warning("%s: the host sent %s, which only a VMC sends", self.id, vmc.describe(msg))
+        try:
+            cmd = wire.read_host_command(packet)
+        except ValueError as exc:
+            self.counters.malformed += 1
+            log.warning("%s: bad packet skipped: %s", self.id, exc)
             return
+        self._answer_came(now)
         # A command: acknowledged at once, executed once per packet number.
         self.counters.commands += 1
         with contextlib.suppress(DeviceUnplugged):
-            self.send(vmc.encode(vmc.Ack()))
-        if msg == self._last_command:
+            self.send(wire.packet(wire.ACK))
+        if packet == self._last_command:
             self.counters.duplicates += 1
             log.info(
-                "%s: %s again (retransmission): not executed twice", self.id, vmc.describe(msg)
+                "%s: %s again (retransmission): not executed twice", self.id, wire.describe(cmd)
             )
             return
-        self._last_command = msg
-        self._execute(msg)
+        self._last_command = packet
+        self._execute(cmd)
 
-    def _execute(self, msg: vmc.Packet) -> None:
-        log.info("%s: %s", self.id, vmc.describe(msg))
-        match msg:
-            case vmc.CheckSelection(_, slot):
-                s = self.slots.get(slot)
-                self._report_selection(slot, s.state() if s else vmc.SlotState.ABSENT)
-            case vmc.Buy(pack, slot):
-                self._buys.put_nowait(_Vend(slot, pack))
-            case vmc.SetPrice(_, slot, price):
-                if slot in self.slots:
-                    self.slots[slot].price_fen = price
-                else:
-                    self._report_selection(slot, vmc.SlotState.ABSENT)
-            case vmc.SetInventory(_, slot, qty):
-                s = self.slots.get(slot)
-                if s is None:
-                    self._report_selection(slot, vmc.SlotState.ABSENT)
-                else:
-                    s.stock, s.faulted = qty, False
-            case vmc.Unknown():
-                pass  # acknowledged; a real board would act on it
+    def _execute(self, cmd: wire.HostCommand) -> None:
+        log.info("%s: %s", self.id, wire.describe(cmd))
+        n = cmd.selection
+        if n is None:
+            return  # acknowledged; a real board would act on it
+        s = self.slots.get(n)
+        if cmd.cmd == wire.CHECK_SELECTION:
+            self._report_selection(n, s.state() if s else wire.Selection.NOT_EXIST)
+        elif cmd.cmd == wire.BUY:
+            self._buys.put_nowait(_Vend(n, cmd.pack))
+        elif s is None:
+            self._report_selection(n, wire.Selection.NOT_EXIST)
+        elif cmd.cmd == wire.SET_PRICE:
+            s.price_fen = cmd.value or 0
+        elif cmd.cmd == wire.SET_INVENTORY:
+            s.stock, s.faulted = cmd.value or 0, False
 
     # --- reports ---------------------------------------------------------------------------
 
-    def _report(
-        self, make: type[vmc.SelectionStatus | vmc.DispenseStatus], state: object, slot: int
-    ) -> None:
+    def _report(self, build: Callable[[int], bytes], what: str) -> None:
+        """Queue a report; `build` makes its frame for the packet number it gets here."""
         if len(self._reports) >= MAX_REPORTS:
             log.warning("%s: %d reports waiting; dropped the newest", self.id, MAX_REPORTS)
             self.counters.dropped_reports += 1
             return
-        self._pack = vmc.next_pack(self._pack)
-        self._reports.append(_Report(make(self._pack, state, slot)))  # type: ignore[arg-type]
+        self._pack = self._pack % 255 + 1  # 1..255, then 1 again (never 0)
+        self._reports.append(_Report(build(self._pack), f"{what} #{self._pack}"))
 
-    def _report_selection(self, slot: int, state: vmc.SlotState) -> None:
-        self._report(vmc.SelectionStatus, state, slot)
+    def _report_selection(self, slot: int, status: wire.Selection) -> None:
+        self._report(
+            lambda pack: wire.selection_status(pack, status, slot),
+            f"SELECTION slot {slot} {status.name.lower()}",
+        )
 
-    def _report_dispense(self, slot: int, state: vmc.DispenseState) -> None:
-        self._report(vmc.DispenseStatus, state, slot)
+    def _report_dispense(self, slot: int, status: wire.Dispensing) -> None:
+        self._report(
+            lambda pack: wire.dispensing_status(pack, status, slot),
+            f"DISPENSE slot {slot} {status.name.lower()}",
+        )
 
     # --- the motors ------------------------------------------------------------------------
 
@@ -381,33 +393,33 @@ class VendingMachine(SerialDevice):
     async def _vend(self, slot_no: int) -> str:
         s = self.slots.get(slot_no)
         if s is None:
-            self._report_dispense(slot_no, vmc.DispenseState.NO_MOTOR)
+            self._report_dispense(slot_no, wire.Dispensing.NO_MOTOR)
             return "no_motor"
         fault, s.fault = s.fault, None
         if fault == "no_motor":
-            self._report_dispense(slot_no, vmc.DispenseState.NO_MOTOR)
+            self._report_dispense(slot_no, wire.Dispensing.NO_MOTOR)
             return "no_motor"
         if fault == "empty":
             s.stock = 0
         if s.stock <= 0:
-            self._report_selection(slot_no, vmc.SlotState.EMPTY)
+            self._report_selection(slot_no, wire.Selection.OUT_OF_STOCK)
             return "empty"
-        self._report_dispense(slot_no, vmc.DispenseState.DISPENSING)
+        self._report_dispense(slot_no, wire.Dispensing.DISPENSING)
         await asyncio.sleep(self._vend_s)
         if fault == "jam":
             s.faulted = True
-            self._report_dispense(slot_no, vmc.DispenseState.JAMMED)
+            self._report_dispense(slot_no, wire.Dispensing.JAMMED)
             return "jammed"
         if fault == "motor":
             s.faulted = True
-            self._report_dispense(slot_no, vmc.DispenseState.MOTOR_NOT_STOPPED)
+            self._report_dispense(slot_no, wire.Dispensing.MOTOR_NOT_STOPPED)
             return "motor"
         s.stock -= 1
         s.vends += 1
         s.faulted = False
-        self._report_dispense(slot_no, vmc.DispenseState.SUCCESS)
+        self._report_dispense(slot_no, wire.Dispensing.SUCCESS)
         if s.stock == 0:
-            self._report_selection(slot_no, vmc.SlotState.EMPTY)
+            self._report_selection(slot_no, wire.Selection.OUT_OF_STOCK)
         return "success"
 
     # --- control -----------------------------------------------------------------------------
@@ -451,7 +463,7 @@ def _percentiles(samples: deque[float]) -> dict[str, float | None]:
 
 
 class FaultBody(StrictBody):
-    slot: int = Field(ge=1, le=vmc.MAX_SLOT)
+    slot: int = Field(ge=1, le=wire.MAX_SELECTION)
     fault: Literal["jam", "motor", "no_motor", "empty", "clear"]
 
 
@@ -460,8 +472,8 @@ class MuteBody(StrictBody):
 
 
 class StockBody(StrictBody):
-    slot: int = Field(ge=1, le=vmc.MAX_SLOT)
-    stock: int = Field(ge=0, le=vmc.MAX_QTY)
+    slot: int = Field(ge=1, le=wire.MAX_SELECTION)
+    stock: int = Field(ge=0, le=wire.MAX_INVENTORY)
 
 
 def routes(devices: Mapping[str, SimDevice]) -> list[web.RouteDef]:

@@ -195,3 +195,20 @@ def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
 def test_bad_listen_addresses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_listen(text)
+
+
+def test_ids_and_secrets_made_of_digits_stay_text(run_dir: Path) -> None:
+    # Meituan app ids are numbers, and a derived key id can be 8 digits: what the
+    # environment gives a text setting must not turn into an int and be refused.
+    cfg = load_hub_config(
+        DEMO_HUB_CONFIG,
+        clean_env(
+            SHOPGATE_RUN=str(run_dir),
+            SHOPGATE_MEITUAN_APP_ID="4821",
+            SHOPGATE_MEITUAN_SECRET="0123456789012345",
+            SHOPGATE_STORE_TOKEN="1e10",
+        ),
+    )
+    assert cfg.platforms.meituan.app_id == "4821"
+    assert cfg.platforms.meituan.secret == "0123456789012345"
+    assert cfg.stores[0].token == "1e10"

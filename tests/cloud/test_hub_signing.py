@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.model.lifetimes import MAX_LIFETIME_S
 from cloud import signing
 
 NOW = 1_700_000_000
@@ -186,7 +187,7 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
     sub=_text,
     door=st.none() | _text,
     orders=st.lists(_text, min_size=1, max_size=5),
-    ttl=st.integers(1, 10**6),
+    ttl=st.integers(1, MAX_LIFETIME_S["pickup"]),
 )
 def test_pickup_pass_round_trips_any_text(store, sub, door, orders, ttl) -> None:
     token = signing.mint_pass(

@@ -1,4 +1,5 @@
-"""The lock bus seen by a master on the real pty: frames built and read with the shared codec."""
+"""The lock bus seen by a master on the real pty: frames built and read with the agent's codec
+(the simulated boards use their own, shopgate_sim/lockboard_wire.py)."""
 
 from __future__ import annotations
 

@@ -64,3 +64,33 @@ def test_unplug_breaks_the_open_port_and_replug_brings_a_new_pty_under_the_link(
     with sim.open_serial("scanner-front") as port:
         sim.post("/scanners/scanner-front/scan", {"code": "after replug"})
         assert port.read_until(b"\n") == b"after replug\r\n"
+
+
+def test_a_raw_scan_sends_the_content_as_it_is_then_the_terminator(sim: SimHandle) -> None:
+    """A QR whose content holds line breaks: the scanner does not clean them up."""
+    content = "111111\r222222\n333333\r\n444444"
+    with sim.open_serial("scanner-front") as port:
+        reply = sim.post("/scanners/scanner-front/scan", {"code": content, "raw": True})
+        want = content.encode() + b"\r\n"
+        assert reply == {"bytes": len(want)}
+        got = b""
+        while not got.endswith(b"444444\r\n"):
+            chunk = port.read(len(want) - len(got))
+            assert chunk, f"only {got!r} arrived"
+            got += chunk
+        assert got == want
+        port.timeout = 0.2
+        assert port.read(1) == b""
+
+
+def test_line_breaks_without_raw_are_refused_and_nothing_is_sent(sim: SimHandle) -> None:
+    with sim.open_serial("scanner-front", timeout=0.2) as port:
+        status, reply = sim.request(
+            "POST", "/scanners/scanner-front/scan", {"code": "111111\r222222"}
+        )
+        assert status == 400 and "raw" in reply["error"]
+        status, reply = sim.request(
+            "POST", "/scanners/scanner-front/scan", {"code": "1", "raw": "yes"}
+        )
+        assert status == 400 and "raw" in reply["error"]
+        assert port.read(1) == b""

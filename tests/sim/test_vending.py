@@ -213,14 +213,14 @@ def test_late_and_missing_answers_are_counted(sim: SimHandle, host: Host) -> Non
     before = sim.get(MACHINE)["wire"]
     host.serve(lambda m: isinstance(m, vmc.Poll))  # answered at once
     host.read()  # the next poll: answered too late
-    time.sleep(0.15)
+    time.sleep(0.15)  # past the 100 ms the VMC allows, before its next poll (200 ms)
     host.port.write(vmc.encode(vmc.Ack()))
     host.read()  # and the one after: never answered
     time.sleep(0.25)
     after = sim.get(MACHINE)["wire"]
     assert after["late"] >= before["late"] + 1
     assert after["missed"] >= before["missed"] + 1
-    assert after["max_answer_ms"] >= 150
+    assert after["max_answer_ms"] > 100  # recorded as late as it was, past the allowance
 
 
 def test_malformed_bytes_are_skipped_and_the_next_command_works(sim: SimHandle, host: Host) -> None:

@@ -156,6 +156,25 @@ def hub_command() -> list[str]:
     return [str(Path(sys.executable).with_name("shopgate-hub"))]
 
 
+def production_env() -> dict[str, str]:
+    """Environment giving the demo hub.yaml a production hub's own secrets: with it the
+    demo config may serve other machines (a trusted reverse proxy, a public address);
+    edit the signing kid too (`own_kid`)."""
+    env = {
+        "SHOPGATE_MERCHANT_TOKEN": f"merchant-{secrets.token_hex(16)}",
+        "SHOPGATE_PAY_DEMO": "false",
+        "SHOPGATE_PAY_NOTIFY_SECRET": secrets.token_hex(16),
+    }
+    for name in ("MEITUAN", "ELEME", "JDDJ", "DOUYIN", "WDT", "JST"):
+        env[f"SHOPGATE_{name}_SECRET"] = secrets.token_hex(16)
+    return env
+
+
+def own_kid(raw: dict[str, Any]) -> None:
+    """A hub.yaml edit: the hub's own signing key id rather than the demo's."""
+    raw["signing"]["kid"] = "a1b2c3d4"
+
+
 def write_hub_config(run_dir: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
     """The demo hub.yaml, edited, written as run_dir/hub.yaml (${VAR}s kept as they are)."""
     raw = yaml.safe_load(DEMO_HUB_CONFIG.read_text(encoding="utf-8"))

@@ -117,7 +117,13 @@ def _yuan(fen: int) -> str:
 
 
 def _china_now() -> str:
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
+    return _china_time(time.time())
+
+
+def _china_time(at: float) -> str:
+    """JD Daojia's timestamps: local time in China, to the second."""
+    china = dt.timezone(dt.timedelta(hours=8))
+    return dt.datetime.fromtimestamp(at, china).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class FakePlatform:
@@ -210,11 +216,12 @@ class FakePlatform:
     # -- pushes to the hub ----------------------------------------------------------------
 
     async def push_order(
-        self, hub_url: str, order: FakeOrder, *, secret: str | None = None
+        self, hub_url: str, order: FakeOrder, *, secret: str | None = None, at: float | None = None
     ) -> tuple[int, Any]:
-        """Push a new order, signed with `secret` (default: the right one)."""
+        """Push a new order, signed with `secret` (default: the right one) at the time `at`
+        (Unix seconds; default now): the timestamp the platform puts into what it signs."""
         self.orders[order.order_id] = order
-        return await self._push(hub_url, self._new_order_push(order), secret)
+        return await self._push(hub_url, self._new_order_push(order), secret, at)
 
     async def push_cancel(
         self, hub_url: str, order_id: str, reason: str = "用户取消 customer cancelled"
@@ -231,16 +238,39 @@ class FakePlatform:
     ) -> tuple[int, Any]:
         return await self._post(self.webhook(hub_url, self.name), data, dict(headers or {}))
 
-    async def push_signed_params(self, hub_url: str, params: dict[str, str]) -> tuple[int, Any]:
+    async def push_signed_params(
+        self, hub_url: str, params: dict[str, str], *, at: float | None = None
+    ) -> tuple[int, Any]:
         """A form push of these params, signed properly (for malformed-content tests)."""
-        return await self._push(hub_url, ("form", params), None)
+        return await self._push(hub_url, ("form", params), None, at)
+
+    async def push_order_with_signature(
+        self, hub_url: str, order: FakeOrder, signature: str
+    ) -> tuple[int, Any]:
+        """A new order push carrying `signature` as it is in place of the platform's (a
+        forger's guess, or text no platform sends: not hex, not ASCII)."""
+        self.orders[order.order_id] = order
+        url = self.webhook(hub_url, self.name)
+        shape, content = self._new_order_push(order)
+        if shape == "json":
+            headers = {
+                "Content-Type": "application/json",
+                "app-id": self.app_id,
+                "event-sign": signature,
+            }
+            return await self._post(url, content, headers)
+        params = self._signed(url, dict(content), self.secret, time.time())
+        params["sig" if self.name == "meituan" else "sign"] = signature
+        assert self._session is not None
+        async with self._session.post(url, data=params) as resp:
+            return resp.status, await _json_or_text(resp)
 
     async def push_signed_body(self, hub_url: str, body: bytes) -> tuple[int, Any]:
         """Douyin: this body, with a correct event-sign."""
         return await self._push(hub_url, ("json", body), None)
 
     async def _push(
-        self, hub_url: str, push: tuple[str, Any], secret: str | None
+        self, hub_url: str, push: tuple[str, Any], secret: str | None, at: float | None = None
     ) -> tuple[int, Any]:
         secret = self.secret if secret is None else secret
         url = self.webhook(hub_url, self.name)
@@ -254,7 +284,7 @@ class FakePlatform:
                 "event-sign": douyin_event_sign(self.app_id, body, secret),
             }
             return await self._post(url, body, headers)
-        params = self._signed(url, dict(content), secret)
+        params = self._signed(url, dict(content), secret, time.time() if at is None else at)
         assert self._session is not None
         async with self._session.post(url, data=params) as resp:
             return resp.status, await _json_or_text(resp)
@@ -264,22 +294,22 @@ class FakePlatform:
         async with self._session.post(url, data=data, headers=headers) as resp:
             return resp.status, await _json_or_text(resp)
 
-    def _signed(self, url: str, params: dict[str, str], secret: str) -> dict[str, str]:
+    def _signed(self, url: str, params: dict[str, str], secret: str, at: float) -> dict[str, str]:
         if self.name == "meituan":
             params.setdefault("app_id", self.app_id)
-            params.setdefault("timestamp", str(int(time.time())))
+            params.setdefault("timestamp", str(int(at)))
             params["sig"] = meituan_sig(url, params, secret)
         elif self.name == "eleme":
             params.setdefault("source", self.app_id)
             params.setdefault("ticket", str(uuid.uuid4()).upper())
-            params.setdefault("timestamp", str(int(time.time())))
+            params.setdefault("timestamp", str(int(at)))
             params.setdefault("version", "3")
             params.setdefault("encrypt", "")
             params["sign"] = eleme_sign(params, secret)
         elif self.name == "jddj":
             params.setdefault("app_key", self.app_id)
             params.setdefault("token", self.token)
-            params.setdefault("timestamp", _china_now())
+            params.setdefault("timestamp", _china_time(at))
             params.setdefault("format", "json")
             params.setdefault("v", "1.0")
             params["sign"] = jddj_sign(params, secret)

@@ -213,10 +213,11 @@ class WedgeDecoder:
         return [WedgeLine(text, unknown)]
 
 
-def encode(text: str, layout: Layout) -> list[tuple[int, int, int]]:
+def encode(text: str, layout: Layout, *, raw: bool = False) -> list[tuple[int, int, int]]:
     """The (EV_KEY, code, value) events a scanner emulating `layout` sends to type `text`
     and Enter; ValueError for a character the layout cannot type. The decoder's
-    inverse, used by the simulator and the tests."""
+    inverse, used by the simulator and the tests. `raw`: CR and LF in `text` are typed
+    as Enter, as a real wedge scanner types a QR whose content holds line breaks."""
     where: dict[str, tuple[int, int]] = {}
     for code, levels in sorted(layout.keys.items()):
         for level, ch in enumerate(levels):
@@ -224,6 +225,9 @@ def encode(text: str, layout: Layout) -> list[tuple[int, int, int]]:
                 where.setdefault(ch, (code, level))
     out: list[tuple[int, int, int]] = []
     for ch in text:
+        if raw and ch in "\r\n":
+            out += [(EV_KEY, KEY_ENTER, KEY_DOWN), (EV_KEY, KEY_ENTER, KEY_UP)]
+            continue
         if ch not in where:
             raise ValueError(f"the {layout.name} layout cannot type {ch!r}")
         code, level = where[ch]

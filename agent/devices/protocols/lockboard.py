@@ -6,7 +6,9 @@ Wire format (9600 8N1, every frame ends with BCC = XOR of the bytes before it):
     query one lock     80 board lock 33 BCC    reply 80 board lock ST BCC
     query all locks    80 board 00 33 BCC      reply 80 board S3 S2 S1 33 BCC
 
-ST is 0x00 when the lock's feedback reads locked and 0x11 when it reads unlocked.
+ST is the lock's feedback input: 0x11 closed (locked), 0x00 open (the board's document,
+sections 五 and 六: after OPEN, `8A 01 01 00 8A` means lock 1 opened and `8A 01 01 11 9B`
+that it did not; tests/golden/ holds this codec to those bytes).
 S1 carries locks 1-8 (bit 0 = lock 1), S2 locks 9-16, S3 locks 17-24; a set bit = locked.
 A reply can only be framed knowing the request it answers (a query-all reply's first
 five bytes can carry a valid BCC by chance), so replies are parsed against the request,
@@ -22,8 +24,8 @@ OPEN = 0x8A
 QUERY = 0x80
 OPEN_TAIL = 0x11
 QUERY_TAIL = 0x33
-ST_LOCKED = 0x00
-ST_UNLOCKED = 0x11
+ST_LOCKED = 0x11
+ST_UNLOCKED = 0x00
 MAX_BOARD = 0xFF
 MAX_LOCK = 24
 REQUEST_LEN = 5

@@ -13,7 +13,8 @@ two bytes big-endian, prices four bytes big-endian in fen (0.01 yuan).
 
     cmd  direction  name             data after packNo
     01   agent->VMC check selection  slot(2)
-    02   VMC->agent selection status status(1) slot(2)   01 ok, 02 empty, 03 fault, 04 absent
+    02   VMC->agent selection status status(1) slot(2)   01 ok, 02 empty, 03 absent (no such
+                                                         selection), 04 fault (paused)
     03   agent->VMC buy              slot(2)
     04   VMC->agent dispense status  status(1) slot(2)   01 dispensing, 02 success, 03 jammed,
                                                          04 motor didn't stop, 06 no motor
@@ -69,12 +70,12 @@ class FrameError(ValueError):
 
 
 class SlotState(enum.IntEnum):
-    """Selection status codes (cmd 02)."""
+    """Selection status codes (cmd 02, the document's 4.3.1; tests/golden/ holds them)."""
 
-    OK = 0x01
-    EMPTY = 0x02
-    FAULT = 0x03
-    ABSENT = 0x04  # no such selection: no motor wired there
+    OK = 0x01  # normal
+    EMPTY = 0x02  # out of stock
+    ABSENT = 0x03  # selection doesn't exist: no motor wired there
+    FAULT = 0x04  # selection paused: the VMC took it out of service (after a jam, say)
 
 
 class DispenseState(enum.IntEnum):

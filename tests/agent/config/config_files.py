@@ -16,9 +16,9 @@ access:
     - kid: k1
       pem_file: keys/hub.pub.pem
 hub:
-  url: http://hub.test
-mqtt:
-  url: mqtt://broker.test
+  url: https://hub.test
+  token: tok-0123456789abcdef
+mqtt: {url: "mqtt://broker.test"}
 devices:
   - id: bus
     kind: lockbus

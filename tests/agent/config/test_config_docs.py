@@ -60,6 +60,6 @@ def test_example_in_docs_is_a_valid_config(tmp_path: Path) -> None:
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "hub-2024.pub.pem").write_bytes(public_pem())
     (tmp_path / "agent.yaml").write_text(example, encoding="utf-8")
-    cfg = load_config(tmp_path / "agent.yaml", environ={"SHOPGATE_STORE_TOKEN": "t"})
+    cfg = load_config(tmp_path / "agent.yaml", environ={"SHOPGATE_STORE_TOKEN": "t" * 32})
     assert cfg.store.id == "store-042"
-    assert cfg.hub.token == "t"
+    assert cfg.hub.token == "t" * 32

@@ -41,7 +41,8 @@ def test_demo_config_defaults_resolve_against_the_config_folder(tmp_path: Path) 
     config.write_bytes((REPO / "config.yaml").read_bytes())
     (tmp_path / ".run" / "keys").mkdir(parents=True)
     (tmp_path / ".run" / "keys" / "hub-signing.pub.pem").write_bytes(public_pem())
-    cfg = load_config(config, environ={"SHOPGATE_HUB_URL": "https://hub.example"})
+    env = {"SHOPGATE_HUB_URL": "https://hub.example", "SHOPGATE_STORE_TOKEN": "s" * 24}
+    cfg = load_config(config, environ=env)
     assert cfg.storage.dir == tmp_path / ".run" / "agent"
     assert cfg.hub.url == "https://hub.example"
 
@@ -95,7 +96,7 @@ def test_missing_key_is_reported_at_its_parent(problems: Problems) -> None:
     assert problems(edit(BASE, "board: 1, ", "")) == [
         "23: doors.0.lock.board: missing required key 'board'"
     ]
-    assert problems(edit(BASE, "mqtt:\n  url: mqtt://broker.test\n", "")) == [
+    assert problems(edit(BASE, 'mqtt: {url: "mqtt://broker.test"}\n', "")) == [
         "1: mqtt: missing required key 'mqtt'"
     ]
     text = edit(BASE, "storage:\n  dir: data\n", "storage:\n  max_journal_mb: 64\n")
@@ -196,12 +197,12 @@ def test_duplicate_key_ids(problems: Problems) -> None:
 
 
 def test_unset_env_var_names_variable_and_key(problems: Problems) -> None:
-    text = edit(BASE, "url: http://hub.test", "url: ${HUB_URL}")
+    text = edit(BASE, "url: https://hub.test", "url: ${HUB_URL}")
     assert problems(text) == [
         "10: hub.url: environment variable HUB_URL is not set "
         "(set it, or give a default: ${HUB_URL:-value})"
     ]
-    assert problems(text, environ={"HUB_URL": "http://x"}) == []
+    assert problems(text, environ={"HUB_URL": "https://x"}) == []
 
 
 def test_env_expansion_happens_before_typing(store_dir: Path) -> None:
@@ -218,11 +219,11 @@ def test_env_expansion_happens_before_typing(store_dir: Path) -> None:
 
 
 def test_env_value_is_not_expanded_again(store_dir: Path) -> None:
-    text = edit(BASE, "url: http://hub.test", "url: http://hub.test\n  token: ${TOKEN}")
+    text = edit(BASE, "token: tok-0123456789abcdef", "token: ${TOKEN}")
     file = store_dir / "agent.yaml"
     file.write_text(text)
-    cfg = load_config(file, environ={"TOKEN": "a$$b${X}"})
-    assert cfg.hub.token == "a$$b${X}"
+    cfg = load_config(file, environ={"TOKEN": "a$$b${X}-and-long-enough"})
+    assert cfg.hub.token == "a$$b${X}-and-long-enough"
 
 
 def test_yaml_syntax_error_has_line(problems: Problems) -> None:
@@ -237,7 +238,7 @@ def test_yaml_syntax_error_has_line(problems: Problems) -> None:
 
 
 def test_duplicate_key(problems: Problems) -> None:
-    text = edit(BASE, "url: http://hub.test", "url: http://a.test\n  url: http://b.test")
+    text = edit(BASE, "url: https://hub.test", "url: https://a.test\n  url: https://b.test")
     assert problems(text) == ["11: hub.url: duplicate key 'url' (first at line 10)"]
 
 
@@ -248,7 +249,7 @@ def test_merge_keys_may_override_without_being_duplicates(problems: Problems) ->
 
 def test_many_problems_at_once_ordered_by_line(problems: Problems) -> None:
     text = edit(BASE, "  id: shop-1", "  id: shop-1\n  timezone: Mars/Base")
-    text = edit(text, "url: http://hub.test", "url: ${HUB}")
+    text = edit(text, "url: https://hub.test", "url: ${HUB}")
     text = edit(text, "    port: /dev/ttyUSB0", "    prot: /dev/ttyUSB0")
     text = edit(text, "board: 1,", "board: 300,")
     text = text + "business:\n  status: maybe\n"
@@ -264,10 +265,10 @@ def test_many_problems_at_once_ordered_by_line(problems: Problems) -> None:
 
 
 def test_secret_values_are_not_echoed(problems: Problems) -> None:
-    text = edit(BASE, "url: http://hub.test", "url: http://hub.test\n  token: [s3cr3t]")
+    text = edit(BASE, "token: tok-0123456789abcdef", "token: [s3cr3t]")
     [problem] = problems(text)
     assert problem == "11: hub.token: expected text, got a list"
-    text = edit(BASE, "url: http://hub.test", "url: http://hub.test\n  token: 918273645")
+    text = edit(BASE, "token: tok-0123456789abcdef", "token: 918273645")
     [problem] = problems(text)
     assert "918273645" not in problem
 

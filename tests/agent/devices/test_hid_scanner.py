@@ -67,11 +67,13 @@ class FakeKeyboard:
         os.set_blocking(r, False)
         return PipeDevice(r)
 
-    def type(self, text: str, layout: Layout = US, *, chunked: bool = False) -> None:
+    def type(
+        self, text: str, layout: Layout = US, *, chunked: bool = False, raw: bool = False
+    ) -> None:
         now = time.time()
         sec, usec = int(now), int(now % 1 * 1e6)
         records = []
-        for type_, code, value in encode(text, layout):
+        for type_, code, value in encode(text, layout, raw=raw):
             records.append(INPUT_EVENT.pack(sec, usec, type_, code, value))
             records.append(INPUT_EVENT.pack(sec, usec, EV_SYN, 0, 0))
         if chunked:  # one report at a time, as a slow USB poll delivers them
@@ -108,6 +110,24 @@ async def test_scans_become_lines_and_the_device_is_grabbed(tmp_path: Path) -> N
     finally:
         await scanner.stop()
         await scanner.stop()  # twice is fine
+
+
+async def test_a_qr_holding_line_breaks_types_several_lines(tmp_path: Path) -> None:
+    """What a wedge scanner does with a crafted QR: each CR or LF is an Enter, so one
+    read becomes several lines for the door (which counts each against its limits)."""
+    kb = FakeKeyboard()
+    kb.plug()
+    events = Events()
+    scanner = HidScanner(cfg(tmp_path / "kbd"), events, backoff=FAST, opener=kb.open)
+    await scanner.start()
+    try:
+        kb.type("111111\r222222\r\n333333\n", raw=True)
+        await events.wait_for(lambda ev: len(scans(ev)) == 3)
+        assert scans(events.items) == ["111111", "222222", "333333"]
+        with pytest.raises(ValueError, match="cannot type"):
+            encode("111111\r222222", US)  # not raw: a line break is no key of the layout
+    finally:
+        await scanner.stop()
 
 
 async def test_the_configured_layout_decodes(tmp_path: Path) -> None:

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from agent.config.schema import LockBusDevice
-from agent.devices.base import ContactChanged, DeviceError, DeviceOffline, DeviceOnline
+from agent.devices.base import (
+    ContactChanged,
+    DeviceError,
+    DeviceOffline,
+    DeviceOnline,
+    DeviceUncertain,
+)
 from agent.devices.lockbus import BoardNotAnswering, LockBus
 from agent.devices.protocols import lockboard as lb
 from agent.devices.serial_link import Backoff
@@ -211,6 +217,29 @@ async def test_unanswered_open_is_retried_then_raises_naming_the_board(
     assert boards.of(lb.OpenLock) == [lb.OpenLock(2, 5)] * 3  # retries=2
     assert "lock board 2" in caplog.text and "after 3 tries" in caplog.text
     assert isinstance(BoardNotAnswering("x"), DeviceError)
+
+
+async def test_an_open_that_went_out_unanswered_is_uncertain_one_that_never_left_is_not(
+    rig, events: Events
+) -> None:
+    """The door service keeps a pass used when the board may have opened: an OPEN on the
+    wire with no reply (lost to noise, or the adapter pulled while it waited) may have;
+    one refused before it was written cannot have."""
+    bus, boards = rig
+    boards.ignore_opens = 100
+    with pytest.raises(DeviceUncertain):
+        await bus.channel(1, 3).unlock(5)
+    boards.ignore_opens = 0
+    boards.hold = True
+    opening = asyncio.create_task(bus.channel(1, 4).unlock(5))
+    await eventually(lambda: lb.OpenLock(1, 4) in boards.requests)
+    boards.port.unplug()
+    with pytest.raises(DeviceUncertain, match=r"OPEN 1\.4 was sent"):
+        await opening
+    await events.wait_count(DeviceOffline, 1)
+    with pytest.raises(DeviceError) as never_sent:
+        await bus.channel(1, 5).unlock(5)
+    assert not isinstance(never_sent.value, DeviceUncertain)
 
 
 async def test_silent_board_takes_the_bus_offline_until_it_answers_again(

@@ -92,6 +92,24 @@ def test_split_reads_give_the_same_frames(msgs: list[vmc.Message], data: st.Data
     assert deframer.pending == 0
 
 
+@given(
+    st.lists(st.tuples(noise, messages), max_size=8),
+    noise,
+    st.lists(st.integers(0, 400), max_size=10),
+)
+def test_a_noisy_stream_cut_anywhere_resynchronises_on_every_frame(
+    items: list[tuple[bytes, vmc.Message]], tail: bytes, cuts: list[int]
+) -> None:
+    stream = b"".join(junk + vmc.encode(msg) for junk, msg in items) + tail
+    bounds = sorted({min(c, len(stream)) for c in cuts})
+    deframer = vmc.Deframer()
+    out: list[vmc.Frame | vmc.FrameError] = []
+    for a, b in zip([0, *bounds], [*bounds, len(stream)], strict=True):
+        out += deframer.feed(stream[a:b])
+    assert [vmc.from_frame(f) for f in out if isinstance(f, vmc.Frame)] == [m for _, m in items]
+    assert deframer.pending == 0
+
+
 # Frames with no FA past their start: a corrupted one cannot hide a false start inside.
 plain = messages.filter(lambda m: b"\xfa" not in vmc.encode(m)[2:])
 

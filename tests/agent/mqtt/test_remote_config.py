@@ -117,3 +117,12 @@ async def test_an_unreachable_broker_is_retried_and_stop_is_prompt(
             await ops.stop()
     attempts = caplog.text.count("cannot connect to the broker 127.0.0.1:1")
     assert attempts >= 2
+
+
+@pytest.mark.parametrize(
+    "url", ["mqtt://demo-001:S3cretPw@broker", "mqtts://demo-001:S3cretPw@broker:8883"]
+)
+def test_a_password_in_the_url_is_refused_without_being_repeated(url: str) -> None:
+    with pytest.raises(ValueError, match="password_file") as caught:
+        parse_mqtt_url(url)
+    assert "S3cretPw" not in str(caught.value)

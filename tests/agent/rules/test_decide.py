@@ -139,9 +139,17 @@ def test_couriers_may_pick_up_when_closed_unless_configured_otherwise():
             state(
                 orders={"o1": order("o1")},
                 orders_by_code={"123456": "o1"},
-                code_failures={"front": 5},
+                code_paused_until={"front": NOON + 1},
             ),
             Reason.RATE_LIMITED,
+        ),
+        (
+            state(
+                orders={"o1": order("o1")},
+                orders_by_code={"123456": "o1"},
+                code_paused_until={"front": NOON, "back": NOON + 60},
+            ),
+            Reason.GRANTED,
         ),
     ],
 )

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.runtime.logging import redact_text, setup_logging
+from agent.runtime.logging import (
+    JsonFormatter,
+    RedactingFilter,
+    TextFormatter,
+    redact_text,
+    setup_logging,
+)
 from cloud import signing
 
 KEY = signing.generate_key()
@@ -186,3 +195,141 @@ def test_broken_log_calls_still_log_without_secrets(fmt: str, capsys) -> None:
     assert "tok-s3cret-xyz" not in out
     assert "<unprintable _Unprintable>" in out
     assert "Traceback" not in out and "Logging error" not in out
+
+
+# --- every shape a secret travels in, through both formatters -------------------------
+
+_ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+# A secret: "Zq" and characters no shape below treats as a delimiter.
+_core = st.text(alphabet=st.sampled_from(_ALNUM + "-_.~"), min_size=10, max_size=40).map(
+    lambda s: "Zq" + s
+)
+_noise = st.text(alphabet=st.sampled_from(_ALNUM + " \"'\\,:;{}=&"), max_size=12)
+
+
+def _basic(secret: str) -> str:
+    return base64.b64encode(f"demo-001:{secret}".encode()).decode()
+
+
+# (shape, how the secret is written into it); each {s} is the written secret.
+SHAPES: list[tuple[str, Callable[[str], str]]] = [
+    ("Authorization: Basic {s}", _basic),
+    ("{{'Authorization': 'Basic {s}'}}", _basic),
+    ('{{"authorization": "Basic {s}"}}', _basic),
+    ("Proxy-Authorization: Basic {s}", _basic),
+    ("authorization=Token {s}", str),
+    ("Bearer {s}", str),
+    ("Authorization: Bearer {s}", str),
+    ("mqtt://demo-001:{s}@broker.example.com:1883", lambda s: quote(s, safe="")),
+    ("mqtts://demo-001:{s}@broker.example.com", lambda s: quote(s, safe="")),
+    ("connecting to http://hub:{s}@10.0.0.5:8080/api", lambda s: quote(s, safe="")),
+    ("GET https://user:{s}@hub.example.com/x?y=1", lambda s: quote(s, safe="")),
+    ("/c/demo-001/o-1?sig={s}&exp=1700000000", str),
+    ("/c/demo-001/o-1?exp=1&sig={s}", str),
+    ("app_key=demo&timestamp=1&sign={s}&v=1.0", str),
+    ("sign={s}", str),
+    ("X-Signature: {s}", str),
+    ("{{'signature': '{s}'}}", str),
+    ("https://oapi.dingtalk.com/robot/send?access_token={s}&timestamp=1", str),
+    ("token={s}", str),
+    ("access_token={s}", str),
+    ("refresh_token: {s}", str),
+    ("secret={s}", str),
+    ("client_secret={s}&grant_type=x", str),
+    ("app_secret={s}", str),
+    ("password={s}", str),
+    ("pwd={s}", str),
+    ("passwd: {s}", str),
+    ("X-Api-Key: {s}", str),
+    ("Cookie: lang=zh; SESSIONID={s}; theme=dark", str),
+    ("Cookie: lang=zh; auth={s}", str),
+    ("Set-Cookie: sid={s}; Path=/; HttpOnly", str),
+]
+_JSON_NAMES = ["secret", "app_secret", "password", "token", "access_token", "sign", "sig"]
+PEM_KINDS = ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY"]
+
+
+def formatted(text: str) -> list[str]:
+    """`text` logged every way the agent and the hub log things: as a message argument,
+    as an `extra` field, inside an exception; in both formats, through the filter."""
+    out = []
+    for formatter in (JsonFormatter(), TextFormatter()):
+        try:
+            raise RuntimeError(text)
+        except RuntimeError:
+            exc_info = sys.exc_info()
+        for kwargs in (
+            {"msg": "got %s", "args": (text,)},
+            {"msg": "call failed", "detail": text, "body": {"raw": text}},
+            {"msg": "failed", "exc_info": exc_info},
+        ):
+            record = logging.makeLogRecord({"name": "cloud.test", "levelno": 30, **kwargs})
+            RedactingFilter().filter(record)
+            out.append(formatter.format(record))
+    return out
+
+
+@settings(max_examples=300)
+@given(
+    core=_core,
+    shape=st.sampled_from(SHAPES),
+    before=_noise,
+    after=_noise,
+)
+def test_no_secret_in_any_shape_reaches_the_output(
+    core: str, shape: tuple[str, Callable[[str], str]], before: str, after: str
+) -> None:
+    template, write = shape
+    written = write(core)
+    text = f"{before} {template.format(s=written)} {after}"
+    for line in formatted(text):
+        assert core not in line and written not in line, (text, line)
+    assert redact_text(redact_text(text)) == redact_text(text)
+
+
+@settings(max_examples=200)
+@given(core=_core, name=st.sampled_from(_JSON_NAMES), before=_noise, after=_noise)
+def test_no_secret_in_a_json_or_repr_value_reaches_the_output(
+    core: str, name: str, before: str, after: str
+) -> None:
+    # The value may hold spaces, quotes and backslashes: all of it is the secret.
+    value = f"{before} {core} {after}"
+    for text in (
+        json.dumps({"store": "demo-001", name: value}),
+        json.dumps({name: value}, ensure_ascii=False, separators=(",", ":")),
+        repr({"store": "demo-001", name: value}),
+    ):
+        for line in formatted(text):
+            assert core not in line, (text, line)
+        assert redact_text(redact_text(text)) == redact_text(text)
+
+
+@settings(max_examples=50)
+@given(body=st.lists(_core, min_size=1, max_size=4), kind=st.sampled_from(PEM_KINDS))
+def test_no_private_key_block_reaches_the_output(body: list[str], kind: str) -> None:
+    pem = f"-----BEGIN {kind}-----\n" + "\n".join(body) + f"\n-----END {kind}-----\n"
+    for text in (pem, json.dumps({"key": pem}), f"loaded {pem!r}", pem[:-30]):
+        for line in formatted(text):
+            assert all(b not in line for b in body), (text, line)
+
+
+def test_what_stays_readable() -> None:
+    # Redaction keeps what a person needs to follow a log: the scheme, the user name,
+    # the host, the other parameters.
+    assert redact_text("mqtt://demo-001:pw1234567@broker:1883") == (
+        "mqtt://demo-001:[redacted]@broker:1883"
+    )
+    assert redact_text("Authorization: Basic ZGVtbzpwdw==") == "Authorization: Basic [redacted]"
+    assert redact_text("GET /c/s/o?sig=abc123&exp=17") == "GET /c/s/o?sig=[redacted]&exp=17"
+    assert redact_text('{"secret": "a b"}') == '{"secret": "[redacted]"}'
+    # and leaves alone what only looks like a secret's name
+    for text in (
+        "design=modern",
+        "sign_type=MD5",
+        "signal: -67 dBm",
+        "signed in as demo-001",
+        "mqtt://broker.example.com:8883",
+        "see https://hub.example.com/s/demo-001/front",
+        "cannot open the database postgresql://postgres@127.0.0.1:5432/test",
+    ):
+        assert redact_text(text) == text

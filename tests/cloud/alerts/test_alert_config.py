@@ -37,6 +37,8 @@ def test_the_demo_robot_is_off_without_a_webhook(run_dir: Path) -> None:
         "device",
         "push_failed",
         "pickup_overdue",
+        "door_guessing",
+        "entry_attack",
     }
 
 

@@ -325,3 +325,59 @@ async def test_triggers_that_are_off_and_robots_that_filter(db_url: str, tmp_pat
         async with alert_center(db_url, other, clock) as (center, _db):
             await center.on_events(STORE, events.batch(("device.offline", {"device": "printer-1"})))
             assert await sent(center, ding, clock) == []  # the robot serves demo-002 only
+
+
+async def test_guessing_at_a_door_and_unanswered_opens(db_url: str, tmp_path: Path) -> None:
+    """The agent's access.locked_out / access.burst (door_guessing) and access.uncertain
+    (device): each told once, however often the store resends it."""
+    clock, events = Clock(), Events()
+    async with FakeDingTalk(clock=clock.timestamp) as ding:
+        cfg = alert_config(tmp_path, ding)
+        async with alert_center(db_url, cfg, clock) as (center, _db):
+            codes = {
+                "door": "front",
+                "kind": "pickup_code",
+                "pause_seconds": 120,
+                "until": "2025-01-31T08:02:00.000Z",
+                "pause": 2,
+                "wrong": 6,
+            }
+            answers = {
+                "door": "front",
+                "kind": "entry_answer",
+                "sub": "c-9",
+                "jti": "j",
+                "wrong": 3,
+            }
+            burst = {"door": "front", "lines": 300, "seconds": 0.004}
+            uncertain = {
+                "door": "front",
+                "reason": "no_reply",
+                "error": "lock board 1 did not answer OPEN 1.1 after 3 tries",
+                "method": "code",
+                "pass_used": False,
+                "orders_pending": ["mt-1001"],
+            }
+            batch = events.batch(
+                ("access.burst", burst),
+                ("access.locked_out", codes),
+                ("access.locked_out", answers),
+                ("access.uncertain", uncertain),
+            )
+            await center.on_events(STORE, batch)
+            await center.on_events(STORE, batch)  # resent: told once
+            assert await sent(center, ding, clock) == [
+                "⚠️ 异常扫码：demo-001 · front",
+                "🔐 取件码连续输错：demo-001 · front",
+                "🔐 入店问题连续答错：demo-001 · front",
+                "⚠️ 开门无应答：demo-001 · front",
+            ]
+            texts = [m.text for m in ding.messages[-4:]]
+            assert "300 行" in texts[0]
+            assert "连续输错 6 次" in texts[1] and "2 分钟" in texts[1] and "16:02:00" in texts[1]
+            assert "3 次" in texts[2] and "c-9" in texts[2]
+            assert "mt-1001" in texts[3]
+        quiet = alert_config(tmp_path, ding, triggers=["device"])
+        async with alert_center(db_url, quiet, clock) as (center, _db):
+            await center.on_events(STORE, events.batch(("access.locked_out", codes)))
+            assert await sent(center, ding, clock) == []  # door_guessing is off

@@ -48,11 +48,13 @@ def test_the_demo_store_sells_on_every_platform_as_demo_001(folder: Path) -> Non
     }
     assert store.auto_accept is True
     assert cfg.http.public_url == ""
-    public = load_hub_config(
-        DEMO_HUB_CONFIG,
-        {"SHOPGATE_RUN": str(folder), "SHOPGATE_HUB_PUBLIC_URL": "https://hub.example.com"},
-    )
-    assert public.http.public_url == "https://hub.example.com"
+    # A public address makes the demo's published secrets a way in: refused, named.
+    with pytest.raises(ConfigError) as refused:
+        load_hub_config(
+            DEMO_HUB_CONFIG,
+            {"SHOPGATE_RUN": str(folder), "SHOPGATE_HUB_PUBLIC_URL": "https://hub.example.com"},
+        )
+    assert "platforms.meituan.secret" in str(refused.value)
 
 
 def test_defaults_numeric_shop_ids_and_shelves(folder: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, select
 
 from cloud.db.engine import Database
-from cloud.db.entry_attempts import Attempt, list_attempts, recent_wrong, record_attempt
+from cloud.db.entry_attempts import Attempt, granted_since, list_attempts, record_attempt
 from cloud.db.tables import entry_attempts, metadata, schema_version
 from tests.support.postgres import postgres_database
 
@@ -56,25 +56,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             yield url
 
 
-async def test_wrong_answers_are_counted_per_visitor_and_per_address(db_url: str) -> None:
+async def test_a_regular_is_a_visitor_granted_at_the_store_lately(db_url: str) -> None:
     db = await Database.open(db_url)
     try:
         now = dt.datetime.now(dt.UTC)
         rows = [
-            (Attempt("s1", "front", "wrong_answer", "a", "ip1"), now - dt.timedelta(minutes=11)),
-            (Attempt("s1", "front", "wrong_answer", "a", "ip1"), now - dt.timedelta(minutes=5)),
-            (Attempt("s1", "front", "wrong_answer", "b", "ip1"), now - dt.timedelta(minutes=4)),
-            (Attempt("s1", "front", "granted", "a", "ip1", "j1", True), now),
-            (Attempt("s1", "front", "rate_limited", "a", "ip1"), now),
-            (Attempt("s2", "front", "wrong_answer", "a", "ip1"), now),
+            (Attempt("s1", "front", "granted", "a", "ip1", "j1", True), now - dt.timedelta(days=3)),
+            (Attempt("s1", "front", "wrong_answer", "b", "ip1"), now),
+            (Attempt("s1", "front", "granted", "c", "ip1", "j2"), now - dt.timedelta(days=40)),
+            (Attempt("s2", "front", "granted", "d", "ip1", "j3"), now),
         ]
         for attempt, at in rows:
             await record_attempt(db, attempt, at)
-        since = now - dt.timedelta(minutes=10)
-        by_client = await recent_wrong(db, "s1", by="client", key="a", since=since, limit=5)
-        by_ip = await recent_wrong(db, "s1", by="ip", key="ip1", since=since, limit=5)
-        assert by_client == [now - dt.timedelta(minutes=5)]
-        assert by_ip == [now - dt.timedelta(minutes=4), now - dt.timedelta(minutes=5)]
-        assert len(await recent_wrong(db, "s1", by="ip", key="ip1", since=since, limit=1)) == 1
+        since = now - dt.timedelta(days=30)
+        assert await granted_since(db, "s1", "a", since)
+        assert not await granted_since(db, "s1", "b", since)  # only wrong answers
+        assert not await granted_since(db, "s1", "c", since)  # too long ago
+        assert not await granted_since(db, "s1", "d", since)  # another store's
     finally:
         await db.close()

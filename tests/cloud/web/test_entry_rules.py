@@ -1,8 +1,8 @@
-"""The entry page's pure parts: when a guesser pauses, and the form token's checks."""
+"""The entry page's pure parts: the form token's checks (the guess counts are tested in
+tests/security)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 import pytest
@@ -11,42 +11,6 @@ from hypothesis import strategies as st
 
 from cloud.signing import generate_key
 from cloud.web.form_token import AskedQuestion, FormTokenError, FormTokens, derive_key
-from cloud.web.wrong_answers import paused_until, tries_left
-
-T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-WINDOW = dt.timedelta(minutes=10)
-
-
-def in_window(times: list[dt.datetime], at: dt.datetime) -> int:
-    return sum(1 for t in times if at - WINDOW < t <= at)
-
-
-@given(
-    offsets=st.lists(st.integers(0, 599), max_size=12),
-    max_wrong=st.integers(1, 6),
-)
-def test_the_pause_lasts_exactly_while_the_window_holds_max_wrong(
-    offsets: list[int], max_wrong: int
-) -> None:
-    now = T0 + dt.timedelta(seconds=600)
-    # What the database hands over: wrong answers of the last window, newest first, at most
-    # max_wrong of them.
-    times = sorted((T0 + dt.timedelta(seconds=o + 1) for o in offsets), reverse=True)
-    until = paused_until(times[:max_wrong], max_wrong, WINDOW)
-    if in_window(times, now) < max_wrong:
-        assert until is None
-        assert tries_left(times[:max_wrong], max_wrong) == max_wrong - in_window(times, now)
-    else:
-        assert until is not None and until > now
-        assert in_window(times, until - dt.timedelta(microseconds=1)) >= max_wrong
-        assert in_window(times, until) < max_wrong
-        assert tries_left(times[:max_wrong], max_wrong) == 0
-
-
-def test_max_wrong_must_be_positive() -> None:
-    with pytest.raises(ValueError):
-        paused_until([], 0, WINDOW)
-
 
 KEY = generate_key()
 TOKENS = FormTokens(derive_key(KEY, "entry-form"))
