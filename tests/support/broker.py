@@ -38,9 +38,19 @@ def mosquitto_binary() -> str:
 
 
 def free_port() -> int:
+    # All addresses, not only loopback: a broker listening on 0.0.0.0 needs the port free
+    # everywhere. Another process may still take it before the broker binds: callers
+    # retry on PortTaken.
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return int(s.getsockname()[1])
+
+
+class PortTaken(RuntimeError):
+    """The free port picked for a broker was taken before the broker bound it."""
+
+
+START_ATTEMPTS = 5
 
 
 @dataclass
@@ -80,6 +90,16 @@ class BrokerHandle:
 def start_broker(
     tmp_path: Path, *, acl: bool = False, users: dict[str, str] | None = None
 ) -> BrokerHandle:
+    for attempt in range(START_ATTEMPTS):
+        try:
+            return _start_broker(tmp_path, acl=acl, users=users)
+        except PortTaken:
+            if attempt == START_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_broker(tmp_path: Path, *, acl: bool, users: dict[str, str] | None) -> BrokerHandle:
     base = tmp_path / "broker"
     base.mkdir(parents=True, exist_ok=True)
     users = dict(users or {})
@@ -133,6 +153,11 @@ def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], base: P
         if proc.poll() is not None:
             out = (base / "mosquitto.out").read_text(errors="replace")
             log = (base / "mosquitto.log").read_text(errors="replace")
+            if "Address already in use" in out + log:
+                # Cleared so a later failure of the retried start is read on its own.
+                for name in ("mosquitto.out", "mosquitto.log"):
+                    (base / name).unlink(missing_ok=True)
+                raise PortTaken(f"port {port} was taken before mosquitto bound it")
             raise RuntimeError(f"mosquitto exited with {proc.returncode}:\n{out}\n{log}")
         try:
             with socket.create_connection((host, port), timeout=0.2):

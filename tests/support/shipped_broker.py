@@ -28,7 +28,9 @@ from typing import Any
 from tests.support.broker import (
     ACL_FILE,
     REPO,
+    START_ATTEMPTS,
     BrokerHandle,
+    PortTaken,
     _spawn,
     _wait_listening,
     free_port,
@@ -121,6 +123,18 @@ def start_shipped_broker(
     """`uncomment`: options the shipped file has commented out (`# require_certificate
     true`) to switch on as written there, for a test of that option. `certs_dir`: use
     its ca.crt, broker.crt and broker.key instead of a CA made here."""
+    for attempt in range(START_ATTEMPTS):
+        try:
+            return _start_shipped_broker(tmp_path, users, uncomment, certs_dir)
+        except PortTaken:
+            if attempt == START_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_shipped_broker(
+    tmp_path: Path, users: dict[str, str], uncomment: tuple[str, ...], certs_dir: Path | None
+) -> ShippedBroker:
     base = tmp_path / "shipped-broker"
     base.mkdir(parents=True, exist_ok=True)
     ca: TestCA | None = None
