@@ -43,6 +43,7 @@ from agent.remote.commands import StoreCommands
 from agent.remote.errors import UNSUPPORTED, CommandError
 from agent.rules.decide import AccessState
 from agent.rules.passes import Claims, PassVerifier
+from agent.runtime import health_file
 from agent.runtime.systemd import Notifier, run_watchdog
 from agent.services.access import AccessService
 from agent.services.base import StoreContext, StoreService
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_S = 60.0
 CLOCK_CHECK_S = 5.0
+HEALTH_S = 5.0  # how often health.json is rewritten (shopgate-agent doctor reads it)
 OUTBOX_STATE_S = 2.0
 STOP_BUDGET_S = 4.0
 
@@ -130,6 +132,7 @@ class Agent:
         )
         self._spawn(self._maintenance())
         self._spawn(self._watch_clock())
+        self._spawn(self._write_health())
         # Everything built so far lives as long as the process: keep it out of the
         # collector's full passes, which otherwise cost whole milliseconds at the door.
         gc.collect()
@@ -564,6 +567,24 @@ class Agent:
                         log.warning("clock jumped: %s", ev.data)
                 except JournalError as e:
                     log.error("could not record a clock jump: %s", e)
+
+    def health(self) -> dict[str, Any]:
+        """What `shopgate-agent doctor` cannot see from outside without disturbing us."""
+        relay = self.relay.stats() if self.relay is not None else None
+        return {
+            "mqtt": {"connected": self.remote is not None and self.remote.connected},
+            "hub": relay,
+            "devices": dict(self.device_online),
+        }
+
+    async def _write_health(self) -> None:
+        path = self.cfg.storage.dir / health_file.NAME
+        while True:
+            try:
+                await asyncio.to_thread(health_file.write, path, self.health())
+            except OSError as e:
+                log.warning("cannot write %s: %s", path, e)
+            await asyncio.sleep(HEALTH_S)
 
     async def _maintenance(self) -> None:
         while True:

@@ -1,5 +1,6 @@
 """`shopgate-agent`: run the store agent, check a config, make a door poster QR, list or
-reset the hub keys it trusts, relock the GPIO doors after the agent (systemd's ExecStopPost)."""
+reset the hub keys it trusts, relock the GPIO doors after the agent (systemd's ExecStopPost),
+check the whole setup (doctor)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         "relock", help="switch off every GPIO door relay (after the agent: ExecStopPost)"
     )
     relock.add_argument("--config", required=True, type=Path)
+    doctor = sub.add_parser("doctor", help="check this store's setup; each problem with its fix")
+    doctor.add_argument(
+        "--config", type=Path, help="the config file (default /etc/shopgate/config.yaml)"
+    )
+    doctor.add_argument("--json", action="store_true", help='{"checks": [...]} on stdout')
     ha = sub.add_parser("hash-answer", help="hash an entry-question answer for the config")
     ha.add_argument("answer", nargs="?", help="the answer (asked for when left out)")
     return p
@@ -68,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return _keys(args.keys_command, args.config, getattr(args, "json", False))
     if args.command == "door-qr":
         return _door_qr(args.config, args.door, args.out, args.font)
+    if args.command == "doctor":
+        from agent.doctor.run import main as doctor_main
+
+        return doctor_main(args.config, args.json)
     if args.command == "relock":
         return _relock(args.config)
     return _run(args.config, args.log_format, args.log_level)
