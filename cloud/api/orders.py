@@ -16,7 +16,7 @@ the store, `scope` `orders.sync` (never a pass or a command), a fresh `jti`, `ia
 and `updated_after` as given) and the agent's `?nonce=`, echoed so that a recorded answer
 cannot be replayed. Without that Accept the plain JSON stays, for merchants' scripts and
 for agents older than signed sync during a rolling upgrade; an agent of this version
-never takes it (docs/security-notes/i11-signed-sync.md).
+never takes it (docs/security.md, "What the agent trusts from the hub").
 """
 
 from __future__ import annotations
