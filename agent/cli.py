@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
         "relock", help="switch off every GPIO door relay (after the agent: ExecStopPost)"
     )
     relock.add_argument("--config", required=True, type=Path)
+    enroll = sub.add_parser("enroll", help="turn this install into a store with a hub's code")
+    enroll.add_argument("code", help="the one-time code from the hub (shopgate-hub enroll-code)")
+    enroll.add_argument("--hub", required=True, help="the hub's URL (https://...)")
+    enroll.add_argument(
+        "--config-dir", type=Path, help="where config.yaml and keys go (default /etc/shopgate)"
+    )
+    enroll.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the journal's folder (default /var/lib/shopgate; CONFIG_DIR/state elsewhere)",
+    )
+    enroll.add_argument("--force", action="store_true", help="replace an existing config")
     doctor = sub.add_parser("doctor", help="check this store's setup; each problem with its fix")
     doctor.add_argument(
         "--config", type=Path, help="the config file (default /etc/shopgate/config.yaml)"
@@ -74,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return _keys(args.keys_command, args.config, getattr(args, "json", False))
     if args.command == "door-qr":
         return _door_qr(args.config, args.door, args.out, args.font)
+    if args.command == "enroll":
+        from agent.enrollment import enroll_main
+
+        return enroll_main(args.code, args.hub, args.config_dir, args.state_dir, args.force)
     if args.command == "doctor":
         from agent.doctor.run import main as doctor_main
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from cloud.api import (
     catalog,
     courier,
+    enroll,
     erp,
     events,
     health,
@@ -62,6 +63,7 @@ def create_app(cfg: HubConfig, db: Database) -> web.Application:
     stock.add_routes(app)  # the stock ledger's feeds and pushes; after events, platforms
     catalog.add_routes(app)
     courier.add_routes(app)
+    enroll.add_routes(app)
     entry.add_routes(app)
     dashboard.add_routes(app)
     payments.add_routes(app)

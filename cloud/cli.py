@@ -91,6 +91,29 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--kid", metavar="ID", help="key id (default: derived from the key)")
     keygen.add_argument("--force", action="store_true", help="replace an existing key")
 
+    enroll = sub.add_parser(
+        "enroll-code",
+        help="make a one-time enrollment code for a store (CONTRACTS section 9)",
+        description="Prints the code on stdout (and writes its QR with --qr); the store's "
+        "agent redeems it once with `shopgate-agent enroll CODE --hub URL`.",
+    )
+    enroll.add_argument("--store", required=True, metavar="S", help="the store's id in hub.yaml")
+    enroll.add_argument(
+        "--ttl-hours", type=float, metavar="H", help="how long it works (default 24)"
+    )
+    enroll.add_argument("--qr", type=Path, metavar="FILE.png", help="also write it as a QR code")
+    enroll.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="hub.yaml (default: $SHOPGATE_HUB_CONFIG, else /etc/shopgate/hub.yaml, else "
+        "./hub.yaml)",
+    )
+    enroll.add_argument("--db", metavar="URL", help="database URL, as for `run`")
+    enroll.add_argument(
+        "--hub-url", metavar="URL", help="the hub's address in the QR (default http.public_url)"
+    )
+
     def key_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--key", required=True, type=Path, metavar="FILE", help="private key PEM")
         p.add_argument("--kid", metavar="ID", help="key id (default: the .kid file beside --key)")
@@ -202,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"{PROG} {ns.command}"
     if ns.command == "run":
         return _run(ns)
+    if ns.command == "enroll-code":
+        from cloud.enrollment.command import enroll_code_main
+
+        return enroll_code_main(ns)
     if ns.command == "check-config":
         from cloud.config import check_config_main
 

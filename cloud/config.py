@@ -32,6 +32,7 @@ from agent.config.yamltree import Loc
 from agent.model.lifetimes import MAX_LIFETIME_S
 from cloud import exposure, signing
 from cloud.alerts.settings import AlertsConfig, alert_problems
+from cloud.enrollment.settings import EnrollmentConfig
 from cloud.limits.settings import DoorLimit, LimitsConfig
 from cloud.payments.settings import PaymentsConfig
 
@@ -291,6 +292,16 @@ class StoreEntry(Strict):
     erp: StoreErp = Field(
         default_factory=StoreErp, description="The store in its ERP (none by default)."
     )
+    mqtt_password: str | None = Field(
+        None,
+        description="The store's broker password (user name: the store id), handed to its "
+        "agent at enrollment; none: the store gets no broker login from the hub.",
+    )
+    agent_config: ConfigPath | None = Field(
+        None,
+        description="YAML file with this store's agent config (devices, doors, hours), "
+        "handed to its agent at enrollment; none: enrollment.config_template.",
+    )
 
 
 class MerchantEntry(Strict):
@@ -378,6 +389,7 @@ class HubConfig(Strict):
     alerts: AlertsConfig = AlertsConfig()
     payments: PaymentsConfig = PaymentsConfig()
     limits: LimitsConfig = LimitsConfig()
+    enrollment: EnrollmentConfig = EnrollmentConfig()
 
     def database_url(self, override: str | None = None) -> str:
         """The database URL as written (`--db`, else database.url, else the SQLite file)."""

@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from cloud.db.alert_tables import alert_tables
 from cloud.db.delivery_tables import delivery_tables
+from cloud.db.enroll_tables import enroll_tables
 from cloud.db.erp_tables import erp_tables
 from cloud.db.errors import DatabaseError
 from cloud.db.limit_tables import limit_tables
@@ -37,7 +38,7 @@ from cloud.db.stock_tables import stock_tables
 from cloud.db.tables import metadata, schema_version
 from cloud.db.times import now_text
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 def _add_entry_attempts(conn: Connection) -> None:
@@ -101,6 +102,7 @@ STEPS: dict[int, Callable[[Connection], None]] = {
     7: _adding(alert_tables),
     8: _adding(payment_tables),
     9: _adding(limit_tables),
+    10: _adding(enroll_tables),
 }
 
 # Any fixed number: hubs starting at once on one PostgreSQL database take turns migrating.

@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 from cloud.db.alert_tables import alert_tables
 from cloud.db.delivery_tables import delivery_tables
+from cloud.db.enroll_tables import enroll_tables
 from cloud.db.erp_tables import erp_tables
 from cloud.db.limit_tables import limit_tables
 from cloud.db.order_tables import order_tables
@@ -145,3 +146,4 @@ ERP_TABLES = erp_tables(metadata)  # 6: ERP outbox and sync state
 ALERT_TABLES = alert_tables(metadata)  # 7: DingTalk robots and the alert queue
 PAYMENT_TABLES = payment_tables(metadata)  # 8: self-checkout payments
 LIMIT_TABLES = limit_tables(metadata)  # 9: guess counts (cloud/limits)
+ENROLL_TABLES = enroll_tables(metadata)  # 10: enrollment codes, stores' keys (cloud/enrollment)

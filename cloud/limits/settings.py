@@ -62,6 +62,10 @@ class LimitsConfig(_Strict):
         FailureLimit(max_failures=20, window_seconds=600),
         description="Courier page links (/c/STORE/ORDER?sig=...) with a wrong signature.",
     )
+    enrollment_codes: FailureLimit = Field(
+        FailureLimit(max_failures=10, window_seconds=3600),
+        description="Wrong, used or expired enrollment codes (POST /api/v1/enroll).",
+    )
     pay_pages: FailureLimit = Field(
         FailureLimit(max_failures=30, window_seconds=600),
         description="Pay pages (/pay/ID) asked for a payment that does not exist.",
