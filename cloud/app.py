@@ -16,6 +16,7 @@ from aiohttp import web
 from cloud.api import (
     catalog,
     courier,
+    courier_door,
     enroll,
     erp,
     events,
@@ -64,6 +65,7 @@ def create_app(cfg: HubConfig, db: Database) -> web.Application:
     catalog.add_routes(app)
     courier.add_routes(app)
     enroll.add_routes(app)
+    courier_door.add_routes(app)
     entry.add_routes(app)
     dashboard.add_routes(app)
     payments.add_routes(app)

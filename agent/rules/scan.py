@@ -1,7 +1,9 @@
 """What a scanned line is, by its shape (CONTRACTS section 2).
 
 A JWT is a pass; digits as long as the pickup code length are a courier pickup code
-(checked before barcodes, so a code never reads as a product); an EAN-8, EAN-13 or UPC-A
+(checked before barcodes, so a code never reads as a product); `<day number>*<last 4
+digits of the platform order number>` (`27*4821`, a trailing `#` allowed: keypads send
+one) is a courier naming their order (CONTRACTS section 8); an EAN-8, EAN-13 or UPC-A
 with a valid check digit is a product; anything else is malformed.
 """
 
@@ -11,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 _JWT = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+_DAY_TAIL = re.compile(r"^([0-9]{1,5})\*([0-9]{4})#?$")
 MAX_LINE = 4096
 
 
@@ -25,6 +28,14 @@ class PickupCodeScan:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderTailScan:
+    """A courier's order by its number of the day and the last 4 digits of its number."""
+
+    day_seq: int
+    tail: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProductScan:
     barcode: str
 
@@ -34,7 +45,7 @@ class MalformedScan:
     why: str
 
 
-Scan = PassScan | PickupCodeScan | ProductScan | MalformedScan
+Scan = PassScan | PickupCodeScan | OrderTailScan | ProductScan | MalformedScan
 
 
 def gtin_check_digit_ok(digits: str) -> bool:
@@ -52,6 +63,11 @@ def classify(line: str, *, code_length: int) -> Scan:
         return MalformedScan(f"line of {len(text)} characters")
     if _JWT.match(text):
         return PassScan(text)
+    if m := _DAY_TAIL.match(text):
+        day_seq = int(m.group(1))
+        if day_seq == 0:
+            return MalformedScan("order number of the day 0")
+        return OrderTailScan(day_seq, m.group(2))
     if text.isascii() and text.isdigit():
         if len(text) == code_length:
             return PickupCodeScan(text)

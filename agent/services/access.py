@@ -35,10 +35,24 @@ from agent.journal import (
     UsePass,
 )
 from agent.rules.answers import answer_matches
-from agent.rules.decide import AccessState, Decision, DoorPolicy, decide_code, decide_pass
+from agent.rules.decide import (
+    AccessState,
+    Decision,
+    DoorPolicy,
+    decide_code,
+    decide_pass,
+    decide_tail,
+)
 from agent.rules.passes import PassVerifier
 from agent.rules.reasons import Reason
-from agent.rules.scan import MalformedScan, PassScan, PickupCodeScan, ProductScan, classify
+from agent.rules.scan import (
+    MalformedScan,
+    OrderTailScan,
+    PassScan,
+    PickupCodeScan,
+    ProductScan,
+    classify,
+)
 from agent.services.door import Door
 from agent.services.door_limits import DoorLimits
 from agent.services.orders import PendingOrders
@@ -107,13 +121,10 @@ class AccessService:
                 decision = decide_pass(verified, policy, self.state, now)
             case PickupCodeScan(code):
                 decision = decide_code(code, policy, self.state, now)
-                if decision.reason in WRONG_CODE:
-                    outcome = self.limits.code_failed(door_id, now)
-                    ops.append(outcome.op)
-                    if outcome.locked_out:
-                        events.append(("access.locked_out", outcome.locked_out))
-                elif decision.granted and (cleared := self.limits.code_succeeded(door_id)):
-                    ops.append(cleared)
+                self._count_code(decision, door_id, now, ops, events)
+            case OrderTailScan(day_seq, tail):
+                decision = decide_tail(day_seq, tail, policy, self.state, now)
+                self._count_code(decision, door_id, now, ops, events)
             case ProductScan(barcode):
                 decision = Decision(
                     Reason.WRONG_SCOPE,
@@ -128,10 +139,27 @@ class AccessService:
             return decision
         return await self.commit(decision, read_ns, ops=ops, events=events)
 
+    def _count_code(
+        self, decision: Decision, door_id: str, now: float, ops: list[Any], events: Events
+    ) -> None:
+        """A code or an order's tail that opened nothing is a guess; a right one ends the
+        door's streak of wrong ones. Counted before the commit's await."""
+        if decision.reason in WRONG_CODE:
+            outcome = self.limits.code_failed(door_id, now)
+            ops.append(outcome.op)
+            if outcome.locked_out:
+                events.append(("access.locked_out", outcome.locked_out))
+        elif decision.granted and (cleared := self.limits.code_succeeded(door_id)):
+            ops.append(cleared)
+
     async def on_answer(self, door_id: str, text: str) -> Decision | None:
-        """A line typed on the door's keypad: the answer to its entry question."""
+        """A line typed on the door's keypad: the answer to its entry question when a pass
+        waits for one; otherwise a courier's pickup code or `<day number>*<tail>`."""
         waiting = self._waiting.pop(door_id, None)
         if waiting is None:
+            typed = classify(text, code_length=self.cfg.pickup.code_length)
+            if isinstance(typed, PickupCodeScan | OrderTailScan):
+                return await self.on_scan(door_id, text)
             log.info("door %s: keypad input with no pass waiting for an answer", door_id)
             return None
         waiting.timer.cancel()

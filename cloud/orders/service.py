@@ -449,6 +449,22 @@ class OrderService:
             rows = (await conn.execute(query)).mappings().all()
         return [StoredOrder.from_row(r) for r in rows]
 
+    async def open_since(self, store: str, since: str) -> list[StoredOrder]:
+        """The store's orders waiting for a courier, created at or after `since` (RFC 3339
+        UTC text as stored), oldest first: what the door poster's courier side lists."""
+        query = (
+            select(orders)
+            .where(
+                orders.c.store_id == store,
+                orders.c.status == "pending",
+                orders.c.created_at >= since,
+            )
+            .order_by(orders.c.created_at, orders.c.id)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [StoredOrder.from_row(r) for r in rows]
+
     async def get(self, store: str, order_id: str) -> StoredOrder | None:
         async with self.db.read() as conn:
             row = await _order_row(conn, order_id, store)

@@ -29,7 +29,6 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
 from urllib.parse import quote
 
 import jwt
@@ -46,6 +45,7 @@ from cloud.db.entry_attempts import Attempt, Outcome, granted_since, record_atte
 from cloud.limits.counters import Counter, Limiter, Refused, Reservation
 from cloud.limits.entry_rules import ADDRESS, DOOR_SCOPES, VISITOR, answer_counters
 from cloud.limits.web import DOOR_PAUSED, LIMITER, client_bucket
+from cloud.remote_entry import CommandSender, enter_remotely
 from cloud.web.form_token import AskedQuestion, FormTokenError, FormTokens, derive_key
 from cloud.web.pages import Pages
 from cloud.web.pass_qr import pass_png, pass_svg
@@ -57,26 +57,6 @@ _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 VISITOR_COOKIE_DAYS = 365
 MAX_FORM_BYTES = 8 * 1024
 MAX_ANSWER_CHARS = 100
-# A remote unlock still on its way after this is better dropped: the customer has
-# given up, or is standing there with the pass.
-UNLOCK_COMMAND_TTL_S = 20
-
-
-class CommandSender(Protocol):
-    """What the page needs of the hub's command bus (cloud/bus.py HubBus)."""
-
-    def store_online(self, store: str) -> bool | None: ...
-
-    async def send_command(
-        self,
-        store: str,
-        cmd: str,
-        args: dict[str, Any] | None = None,
-        *,
-        ttl: int = 60,
-        wait_reply: float | None = 5.0,
-        sub: str = ...,
-    ) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -375,46 +355,10 @@ async def _tell_if_door_paused(request: web.Request, door: Door, taken: Reservat
 
 
 async def _unlock(request: web.Request, door: Door, sub: str, token: str) -> bool | None:
-    """True: the agent says the door opened. False: tried, not confirmed. None: not tried
-    (no bus, or the store's agent is not online); the pass alone opens the door.
-
-    The pass itself goes to the agent (`enter`), which decides as if it were scanned at
-    the door: lockdown, hours, occupancy and the block list apply to a remote entry too."""
     bus: CommandSender | None = request.app.get(BUS)
-    if bus is None or bus.store_online(door.store.id) is not True:
-        return None
-    try:
-        reply = await bus.send_command(
-            door.store.id,
-            "enter",
-            {"door": door.door, "pass": token},
-            ttl=UNLOCK_COMMAND_TTL_S,
-            wait_reply=door.entry.unlock_wait_seconds,
-            sub=sub,
-        )
-    except Exception as e:
-        # Whatever the bus's trouble, the customer still has the pass to scan.
-        log.warning(
-            "remote unlock not sent: %s",
-            e,
-            extra={"store": door.store.id, "door": door.door, "error": type(e).__name__},
-        )
-        return False
-    if reply is None:
-        log.warning("remote unlock: no reply", extra={"store": door.store.id, "door": door.door})
-        return False
-    result = reply.get("result") or {}
-    if reply.get("ok") is not True or result.get("granted") is not True:
-        log.warning(
-            "remote entry refused",
-            extra={
-                "store": door.store.id,
-                "door": door.door,
-                "reply": reply.get("error") or result.get("reason"),
-            },
-        )
-        return False
-    return True
+    return await enter_remotely(
+        bus, door.store.id, door.door, token, sub=sub, wait_s=door.entry.unlock_wait_seconds
+    )
 
 
 def _question_page(

@@ -19,8 +19,8 @@ from cloud import signing
 from cloud.config import CourierConfig, EntryConfig
 from cloud.delivery import COMMAND_TTL_S as DELIVERY_TTL
 from cloud.payments.service import COMMAND_TTL_S as PAYMENT_TTL
+from cloud.remote_entry import ENTER_COMMAND_TTL_S
 from cloud.stock.to_store import COMMAND_TTL_S as STOCK_TTL
-from cloud.web.entry import UNLOCK_COMMAND_TTL_S
 
 KEY = Ed25519PrivateKey.generate()
 NOW = 1_800_000_000
@@ -57,7 +57,7 @@ def test_every_command_the_hub_signs_has_a_life_the_agent_accepts(ttl: int) -> N
 
 
 def test_the_hubs_own_commands_live_within_the_cap() -> None:
-    for ttl in (DELIVERY_TTL, PAYMENT_TTL, STOCK_TTL, UNLOCK_COMMAND_TTL_S):
+    for ttl in (DELIVERY_TTL, PAYMENT_TTL, STOCK_TTL, ENTER_COMMAND_TTL_S):
         assert ttl <= MAX_LIFETIME_S["ops"]
 
 
