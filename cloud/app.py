@@ -34,7 +34,7 @@ from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.limits import web as limits
 from cloud.stock.ledger import StockLedger
-from cloud.web import dashboard, entry
+from cloud.web import courier_page, dashboard, entry
 
 MIB = 1024 * 1024
 
@@ -66,6 +66,7 @@ def create_app(cfg: HubConfig, db: Database) -> web.Application:
     courier.add_routes(app)
     enroll.add_routes(app)
     courier_door.add_routes(app)
+    courier_page.add_routes(app)
     entry.add_routes(app)
     dashboard.add_routes(app)
     payments.add_routes(app)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -292,6 +293,14 @@ class StoreEntry(Strict):
     erp: StoreErp = Field(
         default_factory=StoreErp, description="The store in its ERP (none by default)."
     )
+    courier_help_url: str | None = Field(
+        None,
+        description="A page for riders new to the store (where to park, how to find the "
+        "shelves), linked from the courier side of the door poster.",
+    )
+    timezone: str = Field(
+        "Asia/Shanghai", description="The store's time zone: order times on its pages."
+    )
     mqtt_password: str | None = Field(
         None,
         description="The store's broker password (user name: the store id), handed to its "
@@ -302,6 +311,15 @@ class StoreEntry(Strict):
         description="YAML file with this store's agent config (devices, doors, hours), "
         "handed to its agent at enrollment; none: enrollment.config_template.",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return v
 
 
 class MerchantEntry(Strict):

@@ -121,3 +121,90 @@ async def claim(request: web.Request) -> web.Response:
             "note": order.note,
         }
     )
+
+
+def _json(schema: dict[str, object], description: str) -> dict[str, object]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+OPENAPI_SCHEMAS = {
+    "CourierOrders": {
+        "type": "object",
+        "required": ["orders"],
+        "properties": {
+            "orders": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["platform", "day_seq", "ordered_at"],
+                    "properties": {
+                        "platform": {"enum": list(PLATFORMS)},
+                        "day_seq": {"type": "integer", "description": "Number of the day."},
+                        "ordered_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+            }
+        },
+    },
+    "CourierClaim": {
+        "type": "object",
+        "required": ["platform", "day_seq", "tail"],
+        "properties": {
+            "platform": {"enum": list(PLATFORMS)},
+            "day_seq": {"type": "integer", "minimum": 1},
+            "tail": {"type": "string", "pattern": "^[0-9]{4}$"},
+        },
+    },
+    "CourierClaimed": {
+        "type": "object",
+        "required": ["order", "opened", "pass", "items", "note"],
+        "properties": {
+            "order": {"type": "string"},
+            "opened": {"type": "boolean", "description": "The agent opened the door now."},
+            "pass": {"type": "string", "description": "Pickup pass (JWT) for the scanner."},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "qty": {"type": "integer"},
+                        "shelf": {"type": "string"},
+                    },
+                },
+            },
+            "note": {"type": "string"},
+        },
+    },
+}
+OPENAPI = {
+    f"GET {PATH}": {
+        "tags": ["courier"],
+        "operationId": "listCourierOrders",
+        "summary": "The door's open pickup orders, nothing naming a customer (CONTRACTS 8)",
+        "responses": {
+            "200": _json(_ref("CourierOrders"), "Open orders of the last 24 hours."),
+            "404": _json(_ref("Error"), "no_such_door"),
+        },
+    },
+    f"POST {PATH}": {
+        "tags": ["courier"],
+        "operationId": "claimCourierOrder",
+        "summary": "A courier claims their order with the last 4 digits of its number",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("CourierClaim")}},
+        },
+        "responses": {
+            "200": _json(_ref("CourierClaimed"), "The pass, and whether the door opened."),
+            "400": _json(_ref("Error"), "bad_body"),
+            "403": _json(_ref("Error"), "wrong_tail (with `left`)"),
+            "404": _json(_ref("Error"), "no_such_order / no_such_door"),
+            "429": _json(_ref("Error"), "paused, with Retry-After"),
+        },
+    },
+}

@@ -115,3 +115,66 @@ async def enroll(request: web.Request) -> web.Response:
     await limiter.refund(counted)
     log.info("store %s enrolled", store.id, extra={"agent_key": fp})
     return web.json_response(bundle(cfg, store, key, kid, settings))
+
+
+def _json(schema: dict[str, object], description: str) -> dict[str, object]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+OPENAPI_SCHEMAS = {
+    "EnrollRequest": {
+        "type": "object",
+        "required": ["code", "public_key"],
+        "properties": {
+            "code": {"type": "string", "examples": ["1234-5678-9012"]},
+            "public_key": {"type": "string", "description": "The agent's Ed25519 key, PEM."},
+        },
+    },
+    "EnrollBundle": {
+        "type": "object",
+        "required": ["store", "token", "keys", "mqtt", "config"],
+        "properties": {
+            "store": {"type": "object", "description": "id, name, and the store's settings"},
+            "token": {"type": "string", "description": "The store's bearer token."},
+            "keys": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"kid": {"type": "string"}, "pem": {"type": "string"}},
+                },
+            },
+            "mqtt": {
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string"},
+                    "topic_root": {"type": "string"},
+                    "username": {"type": ["string", "null"]},
+                    "password": {"type": ["string", "null"]},
+                    "ca_pem": {"type": ["string", "null"]},
+                },
+            },
+            "config": {"type": "object", "description": "The store's agent settings."},
+        },
+    },
+}
+OPENAPI = {
+    f"POST {PATH}": {
+        "tags": ["enrollment"],
+        "operationId": "enrollStore",
+        "summary": "A new store's agent trades a one-time code for its identity and config",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/EnrollRequest"}}
+            },
+        },
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/EnrollBundle"}, "The store's bundle."),
+            "400": _json(_ERROR, "bad_body"),
+            "403": _json(_ERROR, "unknown_code"),
+            "410": _json(_ERROR, "used_code / expired_code"),
+            "429": _json(_ERROR, "paused, with Retry-After"),
+        },
+    },
+}
