@@ -35,7 +35,6 @@ from agent.devices.base import (
 from agent.devices.registry import build_device
 from agent.journal import Journal, JournalError
 from agent.model.ids import new_ulid
-from agent.model.lifetimes import MAX_LIFETIME_S
 from agent.mqtt import RemoteOps
 from agent.order_sync import OrderSync
 from agent.relay import Relay
@@ -44,7 +43,6 @@ from agent.remote.errors import UNSUPPORTED, CommandError
 from agent.rules.decide import AccessState
 from agent.rules.passes import Claims, PassVerifier
 from agent.runtime import health_file
-from agent.runtime.systemd import Notifier, run_watchdog
 from agent.services.access import AccessService
 from agent.services.base import StoreContext, StoreService
 from agent.services.door import Door
@@ -52,6 +50,8 @@ from agent.services.hub_keys import HubKeys, config_anchors
 from agent.services.orders import PendingOrders
 from agent.services.registry import build_services
 from agent.services.stock import LocalStock
+from runtime.systemd import Notifier, run_watchdog
+from storerules.lifetimes import MAX_LIFETIME_S
 
 log = logging.getLogger(__name__)
 

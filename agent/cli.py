@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return check_config_main(args.config)
     if args.command == "hash-answer":
-        from agent.rules.answers import hash_answer
+        from storerules.answers import hash_answer
 
         answer = args.answer if args.answer is not None else getpass.getpass("answer: ")
         print(hash_answer(answer))
@@ -178,7 +178,7 @@ def _relock(config: Path) -> int:
 
 
 def _run(config: Path, log_format: str, level: str) -> int:
-    from agent.runtime.logging import setup_logging
+    from runtime.logging import setup_logging
 
     setup_logging(log_format, level)  # type: ignore[arg-type]
     cfg = _load(config)

@@ -50,11 +50,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.config.schema import MqttTlsConfig, parse_mqtt_url
-from agent.mqtt.session import NODELAY, tls_context
-from agent.mqtt.supervise import describe, supervise
 from cloud.config import HubConfig
 from cloud.signing import ISSUER, load_private_key, sign_command
+from runtime.mqtt.settings import MqttTlsConfig, parse_mqtt_url
+from runtime.mqtt.supervise import describe, supervise
+from runtime.mqtt.tls import NODELAY, tls_context
 
 log = logging.getLogger("cloud.bus")
 

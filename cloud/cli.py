@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from agent.model.lifetimes import MAX_LIFETIME_S
 from cloud import signing
+from storerules.lifetimes import MAX_LIFETIME_S
 
 PROG = "shopgate-hub"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -189,11 +189,11 @@ def _sign_command(ns: argparse.Namespace) -> None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from agent.config.errors import ConfigError
-    from agent.runtime.logging import setup_logging
     from cloud.config import load_hub_config
     from cloud.db.engine import DatabaseError, driver_url
     from cloud.service import run_hub
+    from runtime.config.errors import ConfigError
+    from runtime.logging import setup_logging
 
     prog = f"{PROG} run"
     setup_logging(ns.log_format, ns.log_level)

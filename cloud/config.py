@@ -26,16 +26,17 @@ from pydantic import (
     model_validator,
 )
 
-from agent.config.loader import check_config_main as agent_check_config_main
-from agent.config.loader import load_model
-from agent.config.schema import ConfigPath, MqttTlsConfig, parse_mqtt_url
-from agent.config.yamltree import Loc
-from agent.model.lifetimes import MAX_LIFETIME_S
 from cloud import exposure, signing
 from cloud.alerts.settings import AlertsConfig, alert_problems
 from cloud.enrollment.settings import EnrollmentConfig
 from cloud.limits.settings import DoorLimit, LimitsConfig
 from cloud.payments.settings import PaymentsConfig
+from runtime.config.loader import check_config_main as yaml_check_config_main
+from runtime.config.loader import load_model
+from runtime.config.paths import ConfigPath
+from runtime.config.yamltree import Loc
+from runtime.mqtt.settings import MqttTlsConfig, parse_mqtt_url
+from storerules.lifetimes import MAX_LIFETIME_S
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DOOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"  # as the agent's doors.id
@@ -438,7 +439,7 @@ def load_hub_config(path: Path, environ: Mapping[str, str] | None = None) -> Hub
 
 def check_config_main(path: Path) -> int:
     """`shopgate-hub check-config`: print `ok` (0) or one line per problem (2)."""
-    return agent_check_config_main(path, load_hub_config)
+    return yaml_check_config_main(path, load_hub_config)
 
 
 def _reference_problems(cfg: HubConfig) -> list[tuple[Loc, str]]:

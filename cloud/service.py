@@ -16,7 +16,6 @@ import signal
 
 from aiohttp import web
 
-from agent.mqtt.session import MqttSetupError
 from cloud import delivery, exposure
 from cloud.access_log import AccessLogger
 from cloud.alerts import worker as alerts
@@ -25,6 +24,7 @@ from cloud.bus import HubBus
 from cloud.config import HubConfig, parse_listen, weak_settings
 from cloud.db.engine import Database
 from cloud.db.principals import sync_principals
+from runtime.mqtt.tls import MqttSetupError
 
 log = logging.getLogger("cloud.service")
 
@@ -36,7 +36,7 @@ MIN_TOKEN_LENGTH = exposure.MIN_TOKEN_CHARS
 
 async def run_hub(cfg: HubConfig, db_url: str) -> int:
     """Serve until SIGTERM or SIGINT; returns the exit status."""
-    from agent.runtime.systemd import Notifier
+    from runtime.systemd import Notifier
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

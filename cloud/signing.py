@@ -27,7 +27,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agent.model.lifetimes import MAX_LIFETIME_S
+from storerules.lifetimes import MAX_LIFETIME_S
 
 ISSUER = "shopgate-hub"
 PRIVATE_KEY_NAME = "hub-signing.pem"
@@ -173,7 +173,7 @@ def _now(now: float | None) -> int:
 def _check_ttl(ttl: int, scope: str) -> int:
     if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
         raise SigningError(f"ttl must be a positive number of seconds, not {ttl!r}")
-    # The agent refuses a longer-lived token (agent/model/lifetimes.py): minting one would
+    # The agent refuses a longer-lived token (storerules/lifetimes.py): minting one would
     # only hand out something that cannot open anything.
     cap = MAX_LIFETIME_S.get(scope)
     if cap is not None and ttl > cap:

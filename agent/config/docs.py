@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from agent.config.schema import AgentConfig, ConfigPath, TimeRanges, WeeklyHours
+from agent.config.schema import AgentConfig, TimeRanges, WeeklyHours
+from runtime.config.paths import ConfigPath
 
 INTRO = """\
 # Agent configuration

@@ -15,7 +15,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from agent.config.schema import AgentConfig
-from agent.config.yamltree import Loc
+from runtime.config.yamltree import Loc
 
 DEMO_TOKEN = "demo-token"
 MIN_TOKEN_CHARS = 16

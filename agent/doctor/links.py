@@ -16,9 +16,10 @@ from urllib.parse import quote
 
 import aiohttp
 
-from agent.config.schema import AgentConfig, parse_mqtt_url
+from agent.config.schema import AgentConfig
 from agent.doctor.report import Check, failed, passed
-from agent.mqtt.session import MqttSetupError, tls_context
+from runtime.mqtt.settings import parse_mqtt_url
+from runtime.mqtt.tls import MqttSetupError, tls_context
 
 TIMEOUT_S = 5.0
 

@@ -2,7 +2,7 @@
 
 from agent.mqtt.client import RemoteOps
 from agent.mqtt.commands import CommandHandler, Outcome, ping
-from agent.mqtt.session import MqttSetupError
 from agent.mqtt.topics import Topics
+from runtime.mqtt.tls import MqttSetupError
 
 __all__ = ["CommandHandler", "MqttSetupError", "Outcome", "RemoteOps", "Topics", "ping"]

@@ -43,9 +43,9 @@ from agent.journal import Journal
 from agent.mqtt import session
 from agent.mqtt.commands import CommandHandler, CommandRunner, Outcome, ping
 from agent.mqtt.discovery import discovery_configs
-from agent.mqtt.supervise import describe, supervise
 from agent.mqtt.topics import Topics
 from agent.rules.passes import PassVerifier
+from runtime.mqtt.supervise import describe, supervise
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
 from dataclasses import dataclass
 
@@ -24,22 +23,16 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.config.schema import MqttConfig, MqttTlsConfig, parse_mqtt_url
+from agent.config.schema import MqttConfig
 from agent.mqtt.topics import Topics
-
-# Nagle's algorithm holds a small reply back until the previous segment is acknowledged:
-# measured 88 ms per command round trip with it, 0.66 ms without.
-NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+from runtime.mqtt.settings import parse_mqtt_url
+from runtime.mqtt.tls import NODELAY, MqttSetupError, tls_context
 
 OFFLINE = json.dumps({"online": False}).encode()
 
 # MQTT 5 "unsupported protocol version" (0x84), and 3.1.1's CONNACK code 1, which a
 # 3.1.1-only broker sends to an MQTT 5 CONNECT (paho maps it to 0x84 as well).
 UNSUPPORTED_PROTOCOL = frozenset({0x84, 1})
-
-
-class MqttSetupError(Exception):
-    """The MQTT settings cannot be used (unreadable password file, bad TLS files)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +63,6 @@ def _prepare(cfg: MqttConfig) -> Login:
             ) from None
     context = tls_context(cfg.tls) if tls else None
     return Login(host, port, context, cfg.username, password)
-
-
-def tls_context(t: MqttTlsConfig) -> ssl.SSLContext:
-    """The TLS context for an mqtts:// broker (blocking: it reads the files). The agent
-    and the hub both use it, with the same `tls` settings."""
-    try:
-        context = ssl.create_default_context(cafile=str(t.ca_file) if t.ca_file else None)
-        if t.cert_file is not None and t.key_file is not None:
-            context.load_cert_chain(str(t.cert_file), str(t.key_file))
-    except (OSError, ssl.SSLError) as e:
-        raise MqttSetupError(f"mqtt.tls: cannot load the certificates: {e}") from None
-    if t.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def protocol_version(name: str) -> aiomqtt.ProtocolVersion:

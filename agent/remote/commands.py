@@ -21,8 +21,8 @@ from agent.remote.args import arg as _arg
 from agent.remote.errors import BAD_ARGS, FAILED, UNKNOWN_COMMAND, UNSUPPORTED, CommandError
 from agent.rules.key_trust import KeyRuleError
 from agent.rules.passes import Claims
-from agent.rules.scan import gtin_check_digit_ok
 from agent.services.orders import OrderError
+from storerules.gtin import gtin_check_digit_ok
 
 if TYPE_CHECKING:
     from agent.app import Agent

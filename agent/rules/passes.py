@@ -8,7 +8,7 @@ is a rule of its own in agent/rules/decide.py.
 Time, beyond `exp` and `nbf` (docs/architecture.md "Durability and time"):
 - `iat` more than the skew ahead of the agent's time is `not_yet_valid`: the hub never
   signs in its future, so either its clock or ours is wrong, and ours is the one checked;
-- `exp - iat` longer than the scope's cap (agent/model/lifetimes.py, lowered by
+- `exp - iat` longer than the scope's cap (storerules/lifetimes.py, lowered by
   access.max_lifetime_seconds) is `malformed`: the hub mints no such token;
 - with a clock, a token that passes every check but time tells the clock the hub's time
   (its `iat`) before the time checks run, so a Pi that booted behind catches up on the
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.model.lifetimes import MAX_LIFETIME_S
 from agent.rules.reasons import Reason
+from storerules.lifetimes import MAX_LIFETIME_S
 
 if TYPE_CHECKING:
     from agent.clock import Clock

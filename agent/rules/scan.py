@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from storerules.gtin import gtin_check_digit_ok
+
 _JWT = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _DAY_TAIL = re.compile(r"^([0-9]{1,5})\*([0-9]{4})#?$")
 MAX_LINE = 4096
@@ -46,13 +48,6 @@ class MalformedScan:
 
 
 Scan = PassScan | PickupCodeScan | OrderTailScan | ProductScan | MalformedScan
-
-
-def gtin_check_digit_ok(digits: str) -> bool:
-    """GS1 check digit: weights 3,1,3,1... from the right, excluding the check digit."""
-    body, check = digits[:-1], int(digits[-1])
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return (10 - total % 10) % 10 == check
 
 
 def classify(line: str, *, code_length: int) -> Scan:

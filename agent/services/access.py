@@ -34,7 +34,6 @@ from agent.journal import (
     SetOrderStatus,
     UsePass,
 )
-from agent.rules.answers import answer_matches
 from agent.rules.decide import (
     AccessState,
     Decision,
@@ -56,6 +55,7 @@ from agent.rules.scan import (
 from agent.services.door import Door
 from agent.services.door_limits import DoorLimits
 from agent.services.orders import PendingOrders
+from storerules.answers import answer_matches
 
 log = logging.getLogger(__name__)
 

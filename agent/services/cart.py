@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from agent.rules.scan import gtin_check_digit_ok
+from storerules.gtin import gtin_check_digit_ok
 
 
 def yuan(fen: int) -> float:

@@ -10,10 +10,10 @@ import os
 import sys
 from pathlib import Path
 
-from agent.config.errors import ConfigError
 from cloud.config import HubConfig, load_hub_config
 from cloud.db.engine import Database, DatabaseError
 from cloud.enrollment import codes
+from runtime.config.errors import ConfigError
 
 PROG = "shopgate-hub enroll-code"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.config.schema import ConfigPath
+from runtime.config.paths import ConfigPath
 
 
 class EnrollmentConfig(BaseModel):

@@ -35,7 +35,6 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.rules.answers import answer_matches
 from cloud import signing
 from cloud.api.appkeys import CONFIG, DB
 from cloud.api.auth import public
@@ -49,6 +48,7 @@ from cloud.remote_entry import CommandSender, enter_remotely
 from cloud.web.form_token import AskedQuestion, FormTokenError, FormTokens, derive_key
 from cloud.web.pages import Pages
 from cloud.web.pass_qr import pass_png, pass_svg
+from storerules.answers import answer_matches
 
 log = logging.getLogger("cloud.web.entry")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.errors import ConfigError
 from cloud.config import load_hub_config, parse_listen
 from cloud.signing import write_keypair
+from runtime.config.errors import ConfigError
 from tests.support.hub import DEMO_HUB_CONFIG, hub_command
 
 PLATFORM_ENV = ("MEITUAN", "ELEME", "JDDJ", "DOUYIN", "WDT", "JST")

@@ -26,9 +26,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.config.errors import ConfigError
 from cloud.config import load_hub_config
 from cloud.signing import write_keypair
+from runtime.config.errors import ConfigError
 from tests.support.hub import DEMO_HUB_CONFIG, START_TIMEOUT_S, hub_command, start_hub
 from tests.support.platforms import meituan_sig
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.errors import ConfigError
-from agent.mqtt.session import MqttSetupError
 from cloud.bus import HubBus
 from cloud.config import load_hub_config
 from cloud.signing import write_keypair
+from runtime.config.errors import ConfigError
+from runtime.mqtt.tls import MqttSetupError
 from tests.support.shipped_broker import start_shipped_broker
 
 

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.model.lifetimes import MAX_LIFETIME_S
 from cloud import signing
+from storerules.lifetimes import MAX_LIFETIME_S
 
 NOW = 1_700_000_000
 KEY = signing.generate_key()

@@ -1,4 +1,4 @@
-"""The hub mints nothing the agent refuses for its lifetime (agent/model/lifetimes.py):
+"""The hub mints nothing the agent refuses for its lifetime (storerules/lifetimes.py):
 the signing functions, the CLI, the hub's config and its own command lifetimes."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agent.model.lifetimes import MAX_LIFETIME_S
 from agent.rules.passes import Claims, PassVerifier
 from cloud import signing
 from cloud.config import CourierConfig, EntryConfig
@@ -21,6 +20,7 @@ from cloud.delivery import COMMAND_TTL_S as DELIVERY_TTL
 from cloud.payments.service import COMMAND_TTL_S as PAYMENT_TTL
 from cloud.remote_entry import ENTER_COMMAND_TTL_S
 from cloud.stock.to_store import COMMAND_TTL_S as STOCK_TTL
+from storerules.lifetimes import MAX_LIFETIME_S
 
 KEY = Ed25519PrivateKey.generate()
 NOW = 1_800_000_000

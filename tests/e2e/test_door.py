@@ -175,7 +175,7 @@ def test_forced_and_held_open_alarms(sim: SimHandle, run_dir: Path, keys: Keys):
 
 
 def test_entry_question_answered_on_the_keypad(run_dir: Path, keys: Keys):
-    from agent.rules.answers import hash_answer
+    from storerules.answers import hash_answer
     from tests.support.sim import start_sim
 
     sim_cfg = run_dir / "sim.yaml"

@@ -23,12 +23,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from agent.rules.answers import hash_answer
 from cloud.app import create_app
 from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.db.tables import entry_attempts
 from cloud.signing import write_keypair
+from storerules.answers import hash_answer
 
 STORE = "demo-001"
 DOOR = "front"

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from agent.config.errors import ConfigError
 from cloud.config import load_hub_config
 from cloud.limits.addresses import (
     IPAddress,
@@ -23,6 +22,7 @@ from cloud.limits.addresses import (
     parse_network,
 )
 from cloud.signing import write_keypair
+from runtime.config.errors import ConfigError
 
 PROXIES = TrustedProxies.parse(["10.0.0.0/8", "192.168.1.1", "2001:db8:ffff::/48"])
 HEADERS = st.sampled_from(["x-forwarded-for", "forwarded"])

@@ -31,9 +31,9 @@ from agent.app import Agent
 from agent.clock import Clock
 from agent.config import load_config
 from agent.journal.view import JournalView
-from agent.model.lifetimes import MAX_LIFETIME_S
 from agent.rules.passes import Claims, PassVerifier, Rejected
-from agent.runtime.systemd import Notifier
+from runtime.systemd import Notifier
+from storerules.lifetimes import MAX_LIFETIME_S
 from tests.support.agent import Keys, make_keys
 
 YEAR = 365 * 86400.0

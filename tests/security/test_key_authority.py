@@ -28,8 +28,8 @@ from agent.journal import PutSetting
 from agent.journal.view import JournalView
 from agent.mqtt.commands import CommandRunner, Outcome
 from agent.remote.commands import StoreCommands
-from agent.runtime.systemd import Notifier
 from cloud.signing import load_private_key, mint_pass, sign_command, write_keypair
+from runtime.systemd import Notifier
 from tests.agent.app.conftest import events, gpio_config
 from tests.e2e.test_door import _decision, reason, scan
 from tests.e2e.test_remote_ops import publish_and_read_reply, retained, sign

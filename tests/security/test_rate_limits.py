@@ -33,7 +33,7 @@ from agent.app import Agent
 from agent.clock import Clock
 from agent.config import load_config
 from agent.journal.view import JournalView
-from agent.runtime.systemd import Notifier
+from runtime.systemd import Notifier
 from tests.support.agent import Keys, make_keys, seed_orders, start_agent
 from tests.support.sim import SimHandle, start_sim, wait_until
 
@@ -239,7 +239,7 @@ async def test_the_pause_survives_a_restart_and_ends_on_time(tmp_path: Path) -> 
 
 
 def with_question(answer: str, attempts: int | None = None) -> Any:
-    from agent.rules.answers import hash_answer
+    from storerules.answers import hash_answer
 
     def edit(cfg: dict[str, Any]) -> None:
         cfg["devices"].append({"id": "keypad-back", "kind": "keypad", "port": "keypad-back"})

@@ -36,10 +36,10 @@ from hypothesis import strategies as st
 
 from agent.clock import Clock
 from agent.journal import Journal
-from agent.model.lifetimes import MAX_LIFETIME_S
 from agent.mqtt.commands import CommandRunner
 from agent.rules.passes import DOOR_SCOPES, Claims, PassVerifier, Rejected
 from agent.rules.reasons import Reason
+from storerules.lifetimes import MAX_LIFETIME_S
 from tests.support.agent import Keys
 from tests.support.inproc_agent import InprocAgent, write_agent_config
 from tests.support.sim import SimHandle

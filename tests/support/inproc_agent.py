@@ -32,8 +32,8 @@ from agent.journal.ops import Op
 from agent.journal.view import JournalView
 from agent.remote.commands import StoreCommands
 from agent.rules.passes import Claims
-from agent.runtime.systemd import Notifier
 from agent.services.orders import PendingOrders
+from runtime.systemd import Notifier
 from tests.support.agent import make_keys
 from tests.support.pty_devices import eventually
 from tests.support.sim import SimHandle, start_sim

@@ -11,7 +11,7 @@ import yaml
 from agent.app import Agent
 from agent.config import load_config
 from agent.journal.view import JournalView
-from agent.runtime.systemd import Notifier
+from runtime.systemd import Notifier
 from tests.support.agent import make_keys
 from tests.support.pty_devices import FakePort
 

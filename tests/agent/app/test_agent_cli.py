@@ -99,7 +99,7 @@ def test_bad_arguments_exit_2_with_one_line():
 
 
 def test_hash_answer_prints_a_hash_the_config_accepts():
-    from agent.rules.answers import answer_matches
+    from storerules.answers import answer_matches
 
     r = run("hash-answer", "四十二")
     assert r.returncode == 0 and answer_matches("四十二", [r.stdout.strip()])

@@ -16,7 +16,7 @@ from agent.config import load_config
 from agent.remote.commands import StoreCommands
 from agent.remote.errors import CommandError
 from agent.rules.passes import Claims
-from agent.runtime.systemd import Notifier
+from runtime.systemd import Notifier
 from tests.agent.app.conftest import RELAY, events
 from tests.support.agent import make_keys
 from tests.support.pty_devices import eventually

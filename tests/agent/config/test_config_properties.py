@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent.config import ConfigError, load_config
-from agent.config.env import ExpansionError, expand
+from runtime.config.env import ExpansionError, expand
 from tests.agent.config.config_files import BASE, public_pem
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)

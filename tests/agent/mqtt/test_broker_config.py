@@ -17,8 +17,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.config.schema import MqttTlsConfig
 from cloud.bus import HubBus
+from runtime.mqtt.settings import MqttTlsConfig
 from tests.agent.mqtt.harness import STORE, Keys, running_ops, until
 from tests.support.broker import REPO
 from tests.support.certs import TestCA

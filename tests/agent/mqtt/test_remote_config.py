@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent.clock import Clock
-from agent.config.schema import MqttConfig, parse_mqtt_url
+from agent.config.schema import MqttConfig
 from agent.journal import Journal
 from agent.mqtt import MqttSetupError, RemoteOps
-from agent.mqtt.supervise import reconnect_delay
+from runtime.mqtt.settings import parse_mqtt_url
+from runtime.mqtt.supervise import reconnect_delay
 from tests.agent.mqtt.harness import STORE, Keys, make_config
 
 hosts = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]{1,10}){0,3}", fullmatch=True)

@@ -11,9 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.clock import Clock
-from agent.model.lifetimes import MAX_LIFETIME_S
 from agent.rules.passes import Claims, PassVerifier, Rejected
 from agent.rules.reasons import Reason
+from storerules.lifetimes import MAX_LIFETIME_S
 
 NOW = 1_800_000_000
 KEY = Ed25519PrivateKey.generate()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.errors import ConfigError
 from cloud.config import load_hub_config
 from cloud.signing import write_keypair
+from runtime.config.errors import ConfigError
 from tests.support.hub import DEMO_HUB_CONFIG
 
 

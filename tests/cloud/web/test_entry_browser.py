@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from agent.rules.answers import hash_answer
+from storerules.answers import hash_answer
 from tests.cloud.web.pass_images import decode_png, verify_entry_pass
 from tests.support.browser import PHONE, SCREENSHOTS, require_chromium
 from tests.support.hub import HubHandle, start_hub

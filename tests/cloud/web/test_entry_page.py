@@ -17,7 +17,6 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from agent.rules.answers import hash_answer
 from cloud.app import create_app
 from cloud.bus import BUS
 from cloud.config import HubConfig
@@ -26,6 +25,7 @@ from cloud.db.tables import entry_attempts
 from cloud.signing import load_private_key, mint_pass, write_keypair
 from cloud.web.entry import ENTRY, VISITOR_COOKIE
 from cloud.web.form_token import AskedQuestion
+from storerules.answers import hash_answer
 from tests.cloud.web.pass_images import decode_png, rasterize_svg, verify_entry_pass
 
 STORE = "demo-001"

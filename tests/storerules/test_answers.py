@@ -1,4 +1,4 @@
-from agent.rules.answers import answer_matches, hash_answer
+from storerules.answers import answer_matches, hash_answer
 
 
 def test_answers_match_after_normalisation_and_are_not_stored_in_clear():

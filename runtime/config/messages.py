@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from agent.config.yamltree import Loc
+from runtime.config.yamltree import Loc
 
 # Errors that only say "this value has the wrong shape for this union member".
 _SHAPE: dict[str, str] = {

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from agent.config.env import ExpansionError, expand
+from runtime.config.env import ExpansionError, expand
 
 Loc = tuple[str | int, ...]
 

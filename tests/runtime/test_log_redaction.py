@@ -1,4 +1,4 @@
-"""agent.runtime.logging: what reaches stderr, in both formats, never holds a secret."""
+"""runtime.logging: what reaches stderr, in both formats, never holds a secret."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.runtime.logging import (
+from cloud import signing
+from runtime.logging import (
     JsonFormatter,
     RedactingFilter,
     TextFormatter,
     redact_text,
     setup_logging,
 )
-from cloud import signing
 
 KEY = signing.generate_key()
 PASS = signing.mint_pass(KEY, "demo", store="demo-001", scope="entry", sub="c-1")

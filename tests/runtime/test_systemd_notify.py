@@ -1,4 +1,4 @@
-"""agent.runtime.systemd against a real AF_UNIX datagram socket standing in for systemd."""
+"""runtime.systemd against a real AF_UNIX datagram socket standing in for systemd."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime.systemd import Notifier, run_watchdog, watchdog_interval
+from runtime.systemd import Notifier, run_watchdog, watchdog_interval
 
 
 class FakeSystemd:

@@ -1,0 +1,1 @@
+"""YAML configs with line numbers: reading, `${VAR}` expansion, validation messages."""

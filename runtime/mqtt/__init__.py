@@ -1,0 +1,1 @@
+"""One MQTT connection kept alive, and the broker settings both programs share."""
