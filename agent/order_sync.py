@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import random
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +48,7 @@ from agent.journal import Journal, JournalError, PutSetting
 from agent.rules.passes import PassVerifier, Rejected
 from agent.rules.signed_sync import SyncAnswer, looks_signed, next_high_water, verify_sync
 from agent.services.orders import OrderError, PendingOrders
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,7 @@ class OrderSync:
 
     def _backoff(self) -> float:
         lo, hi = self._retry
-        base = min(hi, lo * 2 ** min(self.failures - 1, 32))
-        return base / 2 + random.random() * base / 2
+        return Backoff(lo, hi).delay(self.failures - 1)
 
     # --- one pass ----------------------------------------------------------------------
 

@@ -55,7 +55,6 @@ import email.utils
 import gzip
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -68,6 +67,7 @@ import aiohttp
 from agent.clock import format_rfc3339
 from agent.journal import Event, Journal, JournalError
 from agent.journal.state import OutboxSummary
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -382,10 +382,9 @@ class Relay:
     def _delay(self, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), RETRY_AFTER_MAX_S)
-        ceiling = min(self._retry_max_s, self._retry_min_s * 2 ** (self._failures - 1))
-        # "Equal jitter": at least half the step, so a fleet of stores spreads out
-        # without any of them hammering a hub that is coming back.
-        return random.uniform(ceiling / 2, ceiling)
+        # Jittered: a fleet of stores spreads out without any of them hammering a hub
+        # that is coming back.
+        return Backoff(self._retry_min_s, self._retry_max_s).delay(self._failures - 1)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "[token]") if self._token else text

@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from typing import Any, Protocol
 
 from cloud.db import pickups as jobs_db
 from cloud.db.engine import Database
 from cloud.db.pickups import PickupJob
 from cloud.envelope import Envelope
+from runtime.backoff import Backoff
 
 log = logging.getLogger("cloud.pickups")
 
@@ -44,8 +44,7 @@ class PickupSink(Protocol):
 
 
 def retry_delay(attempts: int, lo: float = RETRY_MIN_S, hi: float = RETRY_MAX_S) -> float:
-    base = min(hi, lo * 2 ** min(attempts, 32))
-    return base / 2 + random.random() * base / 2
+    return Backoff(lo, hi).delay(attempts)
 
 
 def pickup_jobs(events: list[Envelope]) -> list[tuple[str, str, str]]:

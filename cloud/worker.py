@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Select
 
 from cloud.db.engine import Database
+from runtime.backoff import Backoff
 
 Clock = Callable[[], dt.datetime]
 
@@ -73,7 +74,7 @@ class PollingWorker(ABC):
 
     def retry_delay(self, attempts: int) -> float:
         """The back-off after `attempts` failed tries: doubling from retry_base_s, capped."""
-        return min(self.retry_max_s, self.retry_base_s * 2 ** min(attempts - 1, 30))
+        return Backoff(self.retry_base_s, self.retry_max_s, jitter=False).delay(attempts - 1)
 
     async def start(self) -> None:
         if self._task is None:

@@ -35,7 +35,7 @@ from agent.devices.protocols.keyboard_wedge import (
     WedgeLine,
     WedgeLineTooLong,
 )
-from agent.devices.serial_link import Backoff
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

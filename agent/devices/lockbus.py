@@ -38,7 +38,8 @@ from agent.devices.base import (
 )
 from agent.devices.presence import Presence
 from agent.devices.protocols import lockboard as lb
-from agent.devices.serial_link import Backoff, SerialLink
+from agent.devices.serial_link import SerialLink
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from agent.devices.protocols.escpos import (
     parse_status,
     status_request,
 )
-from agent.devices.serial_link import Backoff
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from agent.config.schema import KeypadDevice, ScannerDevice
 from agent.devices.base import Device, EventSink, ScanRead
 from agent.devices.presence import Presence
 from agent.devices.protocols.lines import Line, LineFramer, LineTooLong
-from agent.devices.serial_link import Backoff, SerialLink
+from agent.devices.serial_link import SerialLink
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

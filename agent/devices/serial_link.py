@@ -24,35 +24,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import serial
 import serial_asyncio_fast
 
 from agent.devices.base import DeviceError
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delays between reopen attempts: initial * factor**attempt, capped, then
-    jittered to 50-100 % so that several devices replugged at once (a USB hub
-    power-cycling) don't retry in lockstep."""
-
-    initial_s: float = 0.2
-    cap_s: float = 5.0
-    factor: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        # min(attempt, 64) keeps factor**attempt from overflowing a float.
-        base = min(self.cap_s, self.initial_s * self.factor ** min(attempt, 64))
-        return base * random.uniform(0.5, 1.0)
 
 
 class _LinkProtocol(asyncio.Protocol):

@@ -34,7 +34,8 @@ from agent.config.schema import VendingDevice
 from agent.devices.base import Device, DeviceError, EventSink
 from agent.devices.presence import Presence
 from agent.devices.protocols import vmc
-from agent.devices.serial_link import Backoff, SerialLink
+from agent.devices.serial_link import SerialLink
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from runtime.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 STABLE_AFTER_S = 5.0  # a connection that lasted this long resets the backoff
@@ -26,8 +28,7 @@ def reconnect_delay(
 ) -> float:
     """Capped exponential backoff with "equal jitter": between half and all of
     min(hi, lo * 2**failures), so stores cut off together don't reconnect in lockstep."""
-    base = min(hi, lo * 2 ** min(failures, 32))
-    return base / 2 + rand() * base / 2
+    return Backoff(lo, hi).delay(failures, rand)
 
 
 def describe(e: BaseException) -> str:

@@ -25,7 +25,7 @@ from agent.devices.base import DeviceEvent, DeviceOffline, DeviceOnline, ScanRea
 from agent.devices.hid_scanner import EventSource, HidScanner
 from agent.devices.protocols.keyboard_wedge import FR, US, Layout, encode
 from agent.devices.registry import build_device
-from agent.devices.serial_link import Backoff
+from runtime.backoff import Backoff
 from tests.support.pty_devices import Events
 
 FAST = Backoff(initial_s=0.02, cap_s=0.05)

@@ -21,7 +21,7 @@ from agent.devices.base import (
 )
 from agent.devices.lockbus import BoardNotAnswering, LockBus
 from agent.devices.protocols import lockboard as lb
-from agent.devices.serial_link import Backoff
+from runtime.backoff import Backoff
 from tests.support.pty_devices import Events, FakePort, eventually
 
 FAST = Backoff(initial_s=0.01, cap_s=0.05)

@@ -13,7 +13,7 @@ from agent.config.schema import KeypadDevice, ScannerDevice
 from agent.devices.base import DeviceOffline, DeviceOnline, ScanRead
 from agent.devices.registry import build_device
 from agent.devices.scanner import Scanner
-from agent.devices.serial_link import Backoff
+from runtime.backoff import Backoff
 from tests.support.pty_devices import Events, FakePort
 
 FAST = Backoff(initial_s=0.01, cap_s=0.05)

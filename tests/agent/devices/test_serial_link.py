@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.devices.base import DeviceError
-from agent.devices.serial_link import Backoff, SerialLink
+from agent.devices.serial_link import SerialLink
+from runtime.backoff import Backoff
 from tests.support.pty_devices import FakePort, eventually
 
 

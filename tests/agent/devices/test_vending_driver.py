@@ -14,8 +14,8 @@ import pytest
 from agent.config.schema import VendingDevice
 from agent.devices.base import DeviceOffline, DeviceOnline
 from agent.devices.protocols import vmc
-from agent.devices.serial_link import Backoff
 from agent.devices.vending import VendingMachine, VendNotStarted
+from runtime.backoff import Backoff
 from tests.support.pty_devices import Events, FakePort, eventually
 from tests.support.sim import SimHandle, start_sim
 
