@@ -27,13 +27,13 @@ from cloud.api import (
     platforms,
     stock,
 )
-from cloud.api.appkeys import CONFIG, DB, STOCK_LEDGER, VERSION
+from cloud.api.appkeys import VERSION
 from cloud.api.auth import auth_middleware
 from cloud.api.errors import error_middleware
 from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.limits import web as limits
-from cloud.stock.ledger import StockLedger
+from cloud.root import HubServices
 from cloud.web import courier_page, dashboard, entry
 
 MIB = 1024 * 1024
@@ -52,16 +52,15 @@ def create_app(cfg: HubConfig, db: Database) -> web.Application:
         # Errors outermost, so that a refusal by auth is JSON as well.
         middlewares=[error_middleware, auth_middleware],
     )
-    app[CONFIG] = cfg
-    app[DB] = db
+    # Every service, built once with its collaborators (cloud/root.py).
+    HubServices(cfg, db).install(app)
     app[VERSION] = hub_version()
-    app[STOCK_LEDGER] = StockLedger(db)
     limits.attach(app)  # the guess counts (cloud/limits), before the routes that use them
     health.add_routes(app)
     events.add_routes(app)
     platforms.add_routes(app)
     orders.add_routes(app)
-    stock.add_routes(app)  # the stock ledger's feeds and pushes; after events, platforms
+    stock.add_routes(app)
     catalog.add_routes(app)
     courier.add_routes(app)
     enroll.add_routes(app)
@@ -70,7 +69,7 @@ def create_app(cfg: HubConfig, db: Database) -> web.Application:
     entry.add_routes(app)
     dashboard.add_routes(app)
     payments.add_routes(app)
-    erp.attach(app)  # the ERP sync (cloud/erp): routes now, worker at startup
+    erp.attach(app)
     # Documents every route of the app, as the router holds them at the first request.
     openapi.add_routes(app)
     return app

@@ -29,18 +29,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from aiohttp import web
-
-from cloud.api.appkeys import DB
-from cloud.api.events import EVENT_HOOKS
-from cloud.api.orders import ORDER_SERVICE
-from cloud.bus import BUS, HubBus
+from cloud.bus import HubBus
 from cloud.command_batches import CommandBatches
-from cloud.db import deliveries, presence
+from cloud.db import deliveries
 from cloud.db.deliveries import Delivery
 from cloud.db.engine import Database
 from cloud.db.times import now_text
-from cloud.pickups import PickupProcessor
 
 log = logging.getLogger("cloud.delivery")
 
@@ -241,45 +235,3 @@ def _error_text(reply: dict[str, Any]) -> str:
     if isinstance(error, dict):
         return f"{error.get('code', '?')}: {error.get('message', '')}"[:2000]
     return "refused"
-
-
-def attach(app: web.Application, bus: HubBus) -> None:
-    """Run the bus, the status log, order delivery and pickups with the application:
-    started after every other startup hook (the order service exists by then), stopped
-    at its cleanup. Call after create_app, before the runner's setup."""
-    app[BUS] = bus
-    flow = _OrderFlow(bus)
-    app.on_startup.append(flow.start)
-    app.on_cleanup.append(flow.stop)
-
-
-class _OrderFlow:
-    def __init__(self, bus: HubBus) -> None:
-        self.bus = bus
-        self.parts: list[OrderDelivery | PickupProcessor] = []
-
-    async def start(self, app: web.Application) -> None:
-        bus, db = self.bus, app[DB]
-
-        async def log_status(store: str, status: dict[str, Any]) -> None:
-            if len(store) <= 64:
-                await presence.log_status(db, store, status, hub=bus.instance_id)
-
-        bus.on_status(log_status)
-        await bus.start()
-        service = app.get(ORDER_SERVICE)
-        if service is None:
-            log.warning("no order service: orders are not delivered to stores")
-            return
-        delivery = OrderDelivery(bus, db)
-        # First: the order reaches the store before the stock feed learns its SKUs.
-        service.on_change(delivery.on_change, first=True)  # type: ignore[attr-defined]
-        pickups = PickupProcessor(db, service)  # type: ignore[arg-type]
-        app[EVENT_HOOKS].append(pickups.on_events)
-        await pickups.start()
-        self.parts = [delivery, pickups]
-
-    async def stop(self, app: web.Application) -> None:
-        for part in self.parts:
-            await part.stop()
-        await self.bus.stop()

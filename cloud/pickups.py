@@ -2,7 +2,7 @@
 picked up in the order service (which tells the platform).
 
     pickups = PickupProcessor(db, order_service)
-    app[EVENT_HOOKS].append(pickups.on_events)     # the events API's new events
+    services.events.subscribe("pickups", pickups.on_events)  # the stores' new events
     await pickups.start()                          # retries, and jobs a crash left
     ...
     await pickups.stop()

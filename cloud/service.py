@@ -16,14 +16,14 @@ import signal
 
 from aiohttp import web
 
-from cloud import delivery, exposure
+from cloud import exposure
 from cloud.access_log import AccessLogger
-from cloud.alerts import worker as alerts
 from cloud.app import create_app
 from cloud.bus import HubBus
 from cloud.config import HubConfig, parse_listen, weak_settings
 from cloud.db.engine import Database
 from cloud.db.principals import sync_principals
+from cloud.root import attach_alerts, attach_bus
 from runtime.mqtt.tls import MqttSetupError
 
 log = logging.getLogger("cloud.service")
@@ -64,8 +64,8 @@ async def run_hub(cfg: HubConfig, db_url: str) -> int:
         except MqttSetupError as e:  # mqtt.tls files missing or not certificates
             log.error("%s", e)
             return 2
-        delivery.attach(app, bus)
-        alerts.attach(app)
+        attach_bus(app, bus)
+        attach_alerts(app)
         runner = web.AppRunner(
             app,
             shutdown_timeout=SHUTDOWN_GRACE_S,

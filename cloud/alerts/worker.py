@@ -1,6 +1,6 @@
 """Owner notifications, run with the hub application.
 
-    alerts.attach(app)        # after create_app (and delivery.attach), before the runner
+    attach_alerts(app)        # cloud/root.py: after create_app, before the runner
 
 The event-ingest hook and the stock ledger's listener page at once; the time-based
 triggers are checked every `alerts.check_seconds`; each robot's queue is sent by an
@@ -16,23 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Mapping
 
 from aiohttp import web
 
-from cloud.alerts import entry_attack
 from cloud.alerts.dingtalk import DingTalkRobot
 from cloud.alerts.incidents import Clock, Incidents, Routing, utc_now
 from cloud.alerts.sender import AlertSender, RobotClient
 from cloud.alerts.triggers import Presence, Triggers
-from cloud.api.appkeys import CONFIG, DB, STOCK_LEDGER
-from cloud.api.events import EVENT_HOOKS
 from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.envelope import Envelope
-from cloud.limits.web import DOOR_PAUSED
 
 log = logging.getLogger("cloud.alerts")
 
@@ -110,35 +105,6 @@ class AlertCenter:
 
 
 ALERTS = web.AppKey("alerts", AlertCenter)
-
-
-def attach(app: web.Application, **options: object) -> AlertCenter:
-    """Run owner notifications with the application (started and stopped with it).
-    `options` go to AlertCenter (tests pass a clock or robots)."""
-    from cloud.bus import BUS
-
-    center = AlertCenter(app[CONFIG], app[DB], **options)  # type: ignore[arg-type]
-    app[ALERTS] = center
-    app[EVENT_HOOKS].append(center.on_events)
-    door_paused = app.get(DOOR_PAUSED)
-    if door_paused is not None:  # the entry page pauses a door: entry_attack
-        door_paused.append(functools.partial(entry_attack.door_paused, center.triggers))
-    ledger = app.get(STOCK_LEDGER)
-    if ledger is not None:
-        ledger.on_change(center.on_stock_change)
-
-    async def start(app: web.Application) -> None:
-        bus = app.get(BUS)
-        if bus is not None and center.triggers._presence is None:
-            center.triggers._presence = bus.store_online
-        await center.start()
-
-    async def stop(_app: web.Application) -> None:
-        await center.stop()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    return center
 
 
 async def notify_push_failed(

@@ -1,6 +1,6 @@
 """The ERP sync on the application, and its routes.
 
-    erp.attach(app)        # in create_app: routes now; clients, outbox and sync at startup
+    erp.attach(app)        # in create_app: the routes (cloud/root.py builds and runs the sync)
 
 - `GET /api/v1/erp/failures`: ERP pushes not sent, with the ERP's reason (waiting to
   retry, failed, unsupported), of every store the caller may read.
@@ -8,9 +8,10 @@
 - `POST /api/v1/stores/{store}/erp/products`: push the store's products to its ERP in
   one go (the hub catalog, or `{"products": [{barcode, name, price, cost?}]}` in fen).
 
-At startup the ERP clients are made from hub.yaml (erp:), the outbox worker starts, and
-the sync listens to the order service, the event ingest and the stock ledger; the stock
-poller runs for stores whose ERP is right about stock (stores[].erp.stock_source: erp).
+The composition root (cloud/root.py) makes the ERP clients from hub.yaml (erp:), runs the
+outbox worker and has the sync follow the order service, the stores' events and the stock
+ledger; the stock poller runs for stores whose ERP is right about stock
+(stores[].erp.stock_source: erp).
 """
 
 from __future__ import annotations
@@ -20,17 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
-from cloud.api.appkeys import CONFIG, DB, PRINCIPAL, STOCK_LEDGER
+from cloud.api.appkeys import PRINCIPAL
 from cloud.api.auth import require
 from cloud.api.errors import ApiError
-from cloud.api.events import EVENT_HOOKS
-from cloud.api.orders import ORDER_SERVICE
-from cloud.config import HubConfig
-from cloud.erp.base import ErpClient, ErpError, Product
-from cloud.erp.jst import JstClient
-from cloud.erp.outbox import ErpOutbox
+from cloud.erp.base import ErpError, Product
 from cloud.erp.sync import ErpSync
-from cloud.erp.wdt import WdtClient
 
 log = logging.getLogger("cloud.api.erp")
 
@@ -41,56 +36,11 @@ PRODUCTS_PATH = "/api/v1/stores/{store}/erp/products"
 MAX_PRODUCTS = 5000
 
 
-def make_clients(cfg: HubConfig) -> dict[str, ErpClient]:
-    clients: dict[str, ErpClient] = {}
-    if cfg.erp.wdt is not None:
-        clients["wdt"] = WdtClient(cfg.erp.wdt)
-    if cfg.erp.jst is not None:
-        clients["jst"] = JstClient(cfg.erp.jst)
-    return clients
-
-
 def attach(app: web.Application) -> None:
-    """Add the routes; start the ERP sync with the application, stop it at cleanup."""
+    """Add the routes; the ERP sync itself is built and run by cloud/root.py."""
     app.router.add_get(FAILURES_PATH, all_failures)
     app.router.add_get(STORE_FAILURES_PATH, store_failures)
     app.router.add_post(PRODUCTS_PATH, push_products)
-    app.on_startup.append(_start)
-    app.on_cleanup.append(_stop)
-
-
-async def _start(app: web.Application) -> None:
-    cfg = app[CONFIG]
-    clients = make_clients(cfg)
-    ledger = app[STOCK_LEDGER]
-    sync_cfg = cfg.erp.sync
-    outbox = ErpOutbox(
-        app[DB],
-        clients,
-        retry_base_s=sync_cfg.retry_base_seconds,
-        retry_max_s=sync_cfg.retry_max_seconds,
-        max_refusals=sync_cfg.max_refusals,
-    )
-    sync = ErpSync(cfg, app[DB], outbox, ledger, clients)
-    outbox.stock_reader = sync.stock_reader
-    app[ERP_SYNC] = sync
-    service = app.get(ORDER_SERVICE)
-    if service is not None and hasattr(service, "on_change"):
-        service.on_change(sync.on_order_change)
-    app[EVENT_HOOKS].append(sync.on_events)
-    ledger.on_change(sync.on_stock_change)
-    await outbox.start()
-    await sync.start_polling()
-
-
-async def _stop(app: web.Application) -> None:
-    sync = app.get(ERP_SYNC)
-    if sync is None:
-        return
-    await sync.stop_polling()
-    await sync.outbox.stop()
-    for client in sync.clients.values():
-        await client.close()
 
 
 def _sync(request: web.Request) -> ErpSync:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from cloud.api.appkeys import DB
+from cloud.api.appkeys import DB, EVENTS
 from cloud.api.auth import require
 from cloud.api.errors import ApiError
 from cloud.db.events import insert_new_events, list_events, record_rejection
@@ -30,14 +29,7 @@ MAX_LIMIT = 5000
 _PARSE_IN_THREAD_BYTES = 64 * 1024
 
 
-# Called with each stored batch's NEW events (never duplicates), before the agent gets its
-# answer: `await hook(store_id, events)`. A hook hands slow work to the background.
-EventHook = Callable[[str, list[Envelope]], Awaitable[None]]
-EVENT_HOOKS = web.AppKey("event_hooks", list[EventHook])
-
-
 def add_routes(app: web.Application) -> None:
-    app[EVENT_HOOKS] = []
     app.router.add_post(PATH, post_events)
     app.router.add_get(PATH, get_events)
 
@@ -63,8 +55,10 @@ async def post_events(request: web.Request) -> web.Response:
     new_ids = await insert_new_events(db, store_id, batch)
     accepted = len(new_ids)
     duplicates = len(batch) - accepted
-    if new_ids and request.app.get(EVENT_HOOKS):
-        await _run_hooks(request.app[EVENT_HOOKS], store_id, _new_events(batch, new_ids))
+    events = request.app.get(EVENTS)
+    if new_ids and events is not None:
+        # Before the agent's answer: each stored batch's new events (never duplicates).
+        await events.publish(store_id, _new_events(batch, new_ids))
     log.debug(
         "events stored",
         extra={"store": store_id, "accepted": accepted, "duplicates": duplicates},
@@ -94,15 +88,6 @@ def _new_events(batch: list[Envelope], new_ids: list[str]) -> list[Envelope]:
             todo.discard(e.id)  # an id repeated in the batch was stored once
             out.append(e)
     return out
-
-
-async def _run_hooks(hooks: list[EventHook], store_id: str, new: list[Envelope]) -> None:
-    for hook in hooks:
-        try:
-            await hook(store_id, new)
-        except Exception:
-            # The events are stored; the agent must not send them again for this.
-            log.exception("an event hook failed", extra={"store": store_id, "events": len(new)})
 
 
 async def _parse(body: bytes, store_id: str) -> list[Envelope]:

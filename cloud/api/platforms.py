@@ -10,22 +10,20 @@ fetch from the platform and cannot is answered 503, so the platform pushes it ag
 Every answer is in the platform's own shape (`reply_ok`, `refusal`); refusals also carry
 the hub's `{"error": {"code", "message"}}`.
 
-The order service lives on the application (`app[ORDER_SERVICE]`, as cloud/api/orders.py
-reads it); it starts and stops with the application, with the platforms' HTTP clients.
+The adapters and the order service are built by the composition root (cloud/root.py),
+which starts and stops them with the application.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from cloud.api.appkeys import CONFIG, DB
 from cloud.api.auth import public
 from cloud.api.errors import ApiError
-from cloud.api.orders import ORDER_SERVICE
 from cloud.db.events import record_rejection
 from cloud.orders.service import OrderService
 from cloud.platforms.base import (
@@ -33,12 +31,10 @@ from cloud.platforms.base import (
     PlatformAuthError,
     PlatformBadRequest,
     PlatformCallError,
-    PlatformClient,
     PlatformStalePush,
     PushRequest,
     check_fresh,
 )
-from cloud.platforms.registry import configured_adapters
 
 log = logging.getLogger("cloud.api.platforms")
 
@@ -48,31 +44,8 @@ ORDERS = web.AppKey("orders", OrderService)
 
 
 def add_routes(app: web.Application) -> None:
-    """The push route, and the order service with a client per configured platform."""
-    cfg = app[CONFIG]
-    adapters = configured_adapters(cfg.platforms)
-    clients: dict[str, PlatformClient] = {name: a.client() for name, a in adapters.items()}
-    service = OrderService(cfg, app[DB], clients)
-    app[ADAPTERS] = adapters
-    app[ORDERS] = service
-    app[ORDER_SERVICE] = service
-    app.cleanup_ctx.append(_running(service, clients))
+    """The push route; the adapters and the order service come from cloud/root.py."""
     app.router.add_post(PUSH_PATH, receive_push)
-
-
-def _running(
-    service: OrderService, clients: dict[str, PlatformClient]
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.close()
-            for client in clients.values():
-                await client.close()
-
-    return ctx
 
 
 @public

@@ -18,18 +18,14 @@ the event ingest and the order service; call add_routes after events and platfor
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
-from cloud.api.appkeys import CONFIG, DB, PRINCIPAL, STOCK_LEDGER
+from cloud.api.appkeys import PRINCIPAL, STOCK_LEDGER
 from cloud.api.auth import require
 from cloud.api.errors import ApiError
-from cloud.api.events import EVENT_HOOKS
 from cloud.api.platforms import ORDERS
-from cloud.bus import BUS
-from cloud.orders.stores import StoreDirectory
 from cloud.stock.feed import RestoreError
 from cloud.stock.ledger import LedgerError
 from cloud.stock.service import StockService
@@ -41,31 +37,11 @@ MAX_ENTRIES = 1000
 
 
 def add_routes(app: web.Application) -> None:
-    orders = app.get(ORDERS)
-    clients = orders.clients if orders is not None else {}
-    stores = orders.stores if orders is not None else StoreDirectory(app[CONFIG].stores)
-    service = StockService(app[DB], app[STOCK_LEDGER], clients, stores, bus=lambda: app.get(BUS))
-    app[STOCK_SERVICE] = service
-    app[EVENT_HOOKS].append(service.feed.on_events)
-    if orders is not None:
-        orders.on_change(service.feed.on_order)
-    app.cleanup_ctx.append(_running(service))
     app.router.add_get(BASE + "/stock", list_stock)
     app.router.add_get(BASE + "/stock/{barcode}", get_item)
     app.router.add_post(BASE + "/stock/{barcode}", move_item)
     app.router.add_post(BASE + "/orders/{order}/restore-stock", restore_order)
     app.router.add_get(BASE + "/stock-push", push_state)
-
-
-def _running(service: StockService) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-
-    return ctx
 
 
 def owner_of(request: web.Request) -> str:

@@ -20,7 +20,6 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from cloud import delivery
 from cloud.api.payments import PAYMENTS
 from cloud.app import create_app
 from cloud.bus import HubBus
@@ -28,6 +27,7 @@ from cloud.config import HubConfig
 from cloud.db.engine import Database
 from cloud.db.principals import sync_principals
 from cloud.payments.service import Payments
+from cloud.root import attach_bus
 from tests.support.agent import make_keys, write_config
 from tests.support.broker import BrokerHandle, free_port, start_broker
 from tests.support.inproc_agent import InprocAgent, start_sim_with
@@ -137,7 +137,7 @@ async def store(
     await sync_principals(db, cfg.stores, cfg.merchants)
     app = create_app(cfg, db)
     bus = HubBus.from_config(cfg)
-    delivery.attach(app, bus)
+    attach_bus(app, bus)
     server = TestServer(app)
     await server.start_server()
     hub_url = str(server.make_url("")).rstrip("/")

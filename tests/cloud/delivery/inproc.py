@@ -13,7 +13,6 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from cloud import delivery
 from cloud.api.orders import ORDER_SERVICE
 from cloud.app import create_app
 from cloud.bus import HubBus
@@ -23,6 +22,7 @@ from cloud.db.principals import sync_principals
 from cloud.orders.model import StoredOrder
 from cloud.orders.service import OrderService
 from cloud.platforms.base import NormalizedOrder, OrderItem, PlatformPush
+from cloud.root import attach_bus
 
 STORE = "demo-001"
 TOKEN = "tok-store-one-0123456789abcdef"
@@ -139,7 +139,7 @@ async def inproc_hub(
         app[ORDER_SERVICE] = service
         bus = HubBus.from_config(cfg)
         bus._reconnect = (0.05, 0.3)
-        delivery.attach(app, bus)
+        attach_bus(app, bus)
         client = TestClient(TestServer(app))
         if own:
             await service.start()

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from cloud.api.events import EVENT_HOOKS
+from cloud.api.appkeys import EVENTS
 from cloud.api.platforms import ORDERS
 from cloud.api.stock import STOCK_SERVICE
 from cloud.app import create_app
@@ -78,9 +78,9 @@ async def stock_hub(tmp_path: Path, db_url: str) -> AsyncIterator[StockHub]:
         stock.push.retry_base_s = 0.05
         stock.push.retry_max_s = 0.2
         orders = app[ORDERS]
-        # What cloud/delivery.py attaches with the MQTT bus: pickups from the events.
+        # What cloud/root.py attaches with the MQTT bus: pickups from the events.
         pickups = PickupProcessor(db, orders)
-        app[EVENT_HOOKS].append(pickups.on_events)
+        app[EVENTS].subscribe("pickups", pickups.on_events)
         client = TestClient(TestServer(app))
         await client.start_server()
         stack.push_async_callback(client.close)
