@@ -3,9 +3,10 @@
 - store_offline: the store's last status message says offline, for N minutes (with no
   status logged yet, the broker's retained one, counted from when this hub saw it).
 - pickup_overdue: a platform order still pending N minutes after it came in.
-- push_failed: platform calls, platform stock pushes or ERP outbox rows failing
+- push_failed: platform calls, platform stock pushes or ERP documents failing
   `push_failed_attempts` times in a row, per store and platform/ERP (resolved once they
-  go through); a call or document given up on for good is told once.
+  go through); a call or document given up on for good is told once. Each feature
+  reports its own failing work (cloud/orders|stock|erp/health.py).
 - entry_attack: resolving only (the entry page opens it): cloud/alerts/entry_attack.py.
 
 Each is a reconciliation: the incidents open for it are made to match what is wrong
@@ -15,17 +16,19 @@ now, so a second hub checking the same database pages nothing more.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from cloud.alerts import entry_attack
 from cloud.alerts.messages import Alert, local_time
-from cloud.db.tables import ERP_TABLES, STOCK_TABLES, orders, platform_calls, store_status_log
+from cloud.db.tables import store_status_log
 from cloud.db.times import utc_text
+from cloud.erp import health as erp_health
+from cloud.orders import health as order_health
+from cloud.stock import health as stock_health
 
 if TYPE_CHECKING:
     from cloud.alerts.triggers import Triggers
@@ -37,10 +40,6 @@ ERP_NAMES = {"wdt": "旺店通", "jst": "聚水潭"}
 PICKUP_LOOKBACK = dt.timedelta(days=7)  # older pending orders are left to the dashboard
 GAVE_UP_LOOKBACK = dt.timedelta(days=1)
 SCAN_LIMIT = 2000
-
-
-def table(tables: Sequence[Table], name: str) -> Table | None:
-    return next((t for t in tables if t.name == name), None)
 
 
 def _parse(text: str) -> dt.datetime:
@@ -123,58 +122,37 @@ class TimedChecks:
 
     async def _check_pickups(self) -> None:
         now = self.t.book.clock()
-        cutoff = utc_text(now - dt.timedelta(minutes=self.t.alerts.pickup_minutes))
-        query = (
-            select(
-                orders.c.id,
-                orders.c.store_id,
-                orders.c.platform,
-                orders.c.day_seq,
-                orders.c["items"],
-                orders.c.created_at,
-            )
-            .where(
-                orders.c.status == "pending",
-                orders.c.created_at <= cutoff,
-                orders.c.created_at >= utc_text(now - PICKUP_LOOKBACK),
-            )
-            .order_by(orders.c.created_at)
-            .limit(SCAN_LIMIT)
+        waiting = await order_health.waiting_since(
+            self.t.db,
+            before=utc_text(now - dt.timedelta(minutes=self.t.alerts.pickup_minutes)),
+            after=utc_text(now - PICKUP_LOOKBACK),
+            limit=SCAN_LIMIT,
         )
-        async with self.t.db.read() as conn:
-            rows = (await conn.execute(query)).all()
         current: dict[str, Alert] = {}
-        for r in rows:
+        for r in waiting:
             minutes = int((now - _parse(r.created_at)).total_seconds() // 60)
             platform = PLATFORM_NAMES.get(r.platform, r.platform)
             items = "、".join(
-                f"{i.get('name') or i.get('barcode') or '?'}×{i.get('qty', 1)}"
-                for i in json.loads(r[4])[:5]
+                f"{i.get('name') or i.get('barcode') or '?'}×{i.get('qty', 1)}" for i in r.items[:5]
             )
             text = (
                 f"{platform} #{r.day_seq} 订单下单已 **{minutes} 分钟**，仍未取货。\n\n"
-                f"- 门店：{self.t.label(r.store_id)}\n- 订单：{r.id}\n- 商品：{items or '—'}\n"
+                f"- 门店：{self.t.label(r.store)}\n- 订单：{r.id}\n- 商品：{items or '—'}\n"
                 f"- 下单时间：{local_time(r.created_at)}"
             )
-            title = f"⏰ 订单超时未取：{self.t.short(r.store_id)} · {platform} #{r.day_seq}"
+            title = f"⏰ 订单超时未取：{self.t.short(r.store)} · {platform} #{r.day_seq}"
             key = f"pickup_overdue:{r.id}"
-            current[key] = Alert(key, "pickup_overdue", r.store_id, title, text)
+            current[key] = Alert(key, "pickup_overdue", r.store, title, text)
 
         async def resolution(keys: Sequence[str]) -> Mapping[str, tuple[str, str]]:
             ids = {k.split(":", 1)[1]: k for k in keys}
-            async with self.t.db.read() as conn:
-                found = (
-                    await conn.execute(
-                        select(
-                            orders.c.id, orders.c.store_id, orders.c.status, orders.c.day_seq
-                        ).where(orders.c.id.in_(list(ids)))
-                    )
-                ).all()
             out = {}
-            for o in found:
-                done = {"picked_up": "已取货", "cancelled": "已取消"}.get(o.status, "已处理")
-                title = f"✅ 订单{done}：{self.t.short(o.store_id)} · #{o.day_seq}"
-                out[ids[o.id]] = (title, f"订单 {o.id} {done}。")
+            for oid, (store, status, day_seq) in (
+                await order_health.statuses(self.t.db, ids)
+            ).items():
+                done = {"picked_up": "已取货", "cancelled": "已取消"}.get(status, "已处理")
+                title = f"✅ 订单{done}：{self.t.short(store)} · #{day_seq}"
+                out[ids[oid]] = (title, f"订单 {oid} {done}。")
             return out
 
         await self._reconcile("pickup_overdue:", current, resolution)
@@ -185,91 +163,23 @@ class TimedChecks:
         since = utc_text(now - GAVE_UP_LOOKBACK)
         failing: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
         gave_up: list[Alert] = []
-        async with self.t.db.read() as conn:
-            calls = await conn.execute(
-                select(
-                    platform_calls.c.id,
-                    platform_calls.c.store_id,
-                    platform_calls.c.platform,
-                    platform_calls.c.kind,
-                    platform_calls.c.status,
-                    platform_calls.c.attempts,
-                    platform_calls.c.error,
-                )
-                .where(
-                    (
-                        (platform_calls.c.status == "pending")
-                        & (platform_calls.c.attempts >= at_least)
-                    )
-                    | (
-                        (platform_calls.c.status == "failed")
-                        & (platform_calls.c.updated_at >= since)
+        db = self.t.db
+        # Each feature reports its own failing work; none of their tables is read here.
+        troubles = [
+            *await order_health.failing_calls(db, at_least=at_least, since=since, limit=SCAN_LIMIT),
+            *await stock_health.failing_pushes(db, at_least=at_least, limit=SCAN_LIMIT),
+            *await erp_health.failing_docs(db, at_least=at_least, since=since, limit=SCAN_LIMIT),
+        ]
+        for t in troubles:
+            if not t.gave_up:
+                failing.setdefault((t.system, t.store, t.target), []).append((t.attempts, t.error))
+            else:
+                what = "platform_call" if t.system == "platform" else "erp_doc"
+                gave_up.append(
+                    self._gave_up(
+                        what, t.ident or 0, t.store, t.target, t.kind, t.attempts, t.error
                     )
                 )
-                .limit(SCAN_LIMIT)
-            )
-            for c in calls:
-                if c.status == "pending":
-                    failing.setdefault(("platform", c.store_id, c.platform), []).append(
-                        (c.attempts, c.error or "")
-                    )
-                else:
-                    gave_up.append(
-                        self._gave_up(
-                            "platform_call",
-                            c.id,
-                            c.store_id,
-                            c.platform,
-                            c.kind,
-                            c.attempts,
-                            c.error,
-                        )
-                    )
-            stock_push = table(STOCK_TABLES, "stock_push")
-            if stock_push is not None:
-                pushes = await conn.execute(
-                    select(
-                        stock_push.c.store_id,
-                        stock_push.c.platform,
-                        stock_push.c.attempts,
-                        stock_push.c.error,
-                    )
-                    .where(stock_push.c.attempts >= at_least)
-                    .limit(SCAN_LIMIT)
-                )
-                for p in pushes:
-                    failing.setdefault(("stock", p.store_id, p.platform), []).append(
-                        (p.attempts, p.error or "")
-                    )
-            outbox = table(ERP_TABLES, "erp_outbox")
-            if outbox is not None:
-                docs = await conn.execute(
-                    select(
-                        outbox.c.id,
-                        outbox.c.store_id,
-                        outbox.c.erp,
-                        outbox.c.kind,
-                        outbox.c.status,
-                        outbox.c.attempts,
-                        outbox.c.error,
-                    )
-                    .where(
-                        ((outbox.c.status == "pending") & (outbox.c.attempts >= at_least))
-                        | ((outbox.c.status == "failed") & (outbox.c.updated_at >= since))
-                    )
-                    .limit(SCAN_LIMIT)
-                )
-                for d in docs:
-                    if d.status == "pending":
-                        failing.setdefault(("erp", d.store_id, d.erp), []).append(
-                            (d.attempts, d.error or "")
-                        )
-                    else:
-                        gave_up.append(
-                            self._gave_up(
-                                "erp_doc", d.id, d.store_id, d.erp, d.kind, d.attempts, d.error
-                            )
-                        )
         current: dict[str, Alert] = {}
         for (what, store, target), fails in failing.items():
             name = {**PLATFORM_NAMES, **ERP_NAMES}.get(target, target)

@@ -22,15 +22,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sqlalchemy import select
-
-from cloud.alerts.checks import ERP_NAMES, PLATFORM_NAMES, TimedChecks, table
+from cloud.alerts.checks import ERP_NAMES, PLATFORM_NAMES, TimedChecks
 from cloud.alerts.incidents import Incidents
 from cloud.alerts.messages import Alert, local_time
 from cloud.config import HubConfig
 from cloud.db.engine import Database
-from cloud.db.tables import STOCK_TABLES
 from cloud.envelope import Envelope
+from cloud.stock.catalog import Catalog
 
 log = logging.getLogger("cloud.alerts")
 
@@ -298,18 +296,9 @@ class Triggers:
         """The stock ledger's listener (cloud/stock/ledger.py StockLedger.on_change)."""
         if not self.alerts.on("low_stock"):
             return
-        catalog = table(STOCK_TABLES, "catalog")
-        if catalog is None:
-            return
         key = f"low_stock:{store}:{barcode}"
-        async with self.db.read() as conn:
-            product = (
-                await conn.execute(
-                    select(catalog.c.name, catalog.c.shelf, catalog.c.low_stock).where(
-                        catalog.c.store_id == store, catalog.c.barcode == barcode
-                    )
-                )
-            ).first()
+        # The catalog answers for its products; its table is its own.
+        product = await Catalog(self.db).get(store, barcode)
         threshold = product.low_stock if product is not None else None
         name = (product.name if product is not None else "") or barcode
         if threshold is not None and qty_after <= threshold:
