@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from agent.config import ConfigError, load_config
 from agent.config.schema import AgentConfig, GpioInput, GpioLock, LockboardLock
 from agent.devices.base import (
     ContactChanged,
-    Device,
     DeviceEvent,
     DeviceOffline,
     DeviceOnline,
@@ -34,22 +32,23 @@ from agent.devices.base import (
 )
 from agent.devices.registry import build_device
 from agent.journal import Journal, JournalError
+from agent.model.commands import UNSUPPORTED, Caller, CommandError
 from agent.model.ids import new_ulid
 from agent.mqtt import RemoteOps
 from agent.order_sync import OrderSync
 from agent.relay import Relay
 from agent.remote.commands import StoreCommands
-from agent.remote.errors import UNSUPPORTED, CommandError
 from agent.rules.decide import AccessState
-from agent.rules.passes import Claims, PassVerifier
+from agent.rules.passes import PassVerifier
 from agent.runtime import health_file
 from agent.services.access import AccessService
-from agent.services.base import StoreContext, StoreService
+from agent.services.base import StoreContext
 from agent.services.door import Door
 from agent.services.hub_keys import HubKeys, config_anchors
 from agent.services.orders import PendingOrders
 from agent.services.registry import build_services
 from agent.services.stock import LocalStock
+from agent.services.store import Store
 from runtime.systemd import Notifier, run_watchdog
 from storerules.lifetimes import MAX_LIFETIME_S
 
@@ -60,23 +59,6 @@ CLOCK_CHECK_S = 5.0
 HEALTH_S = 5.0  # how often health.json is rewritten (shopgate-agent doctor reads it)
 OUTBOX_STATE_S = 2.0
 STOP_BUDGET_S = 4.0
-
-
-@dataclass
-class Store:
-    """Everything built from one config: torn down and rebuilt on reload."""
-
-    cfg: AgentConfig
-    devices: dict[str, Device]
-    doors: dict[str, Door]
-    access: AccessService
-    orders: PendingOrders
-    stock: LocalStock | None = None
-    services: list[StoreService] = field(default_factory=list)  # printing, lockers, vending...
-    scanners: dict[str, str] = field(default_factory=dict)  # device -> door
-    keypads: dict[str, str] = field(default_factory=dict)  # device -> door
-    contacts: dict[tuple[str, str], str] = field(default_factory=dict)  # (device, input) -> door
-    exits: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class Agent:
@@ -486,21 +468,9 @@ class Agent:
         for service in store.services if store else ():
             handler = service.commands().get(name)
             if handler is not None:
-                now = self.clock.now()
-                claims = Claims(
-                    kid="local",
-                    store=self.cfg.store.id,
-                    sub=by,
-                    scope="ops",
-                    jti=f"local-{new_ulid(int(now * 1000))}",
-                    iat=now,
-                    exp=now,
-                    nbf=None,
-                    door=None,
-                    orders=(),
-                    extra={},
-                )
-                return await handler(args, claims)
+                # Staff on the spot: who asked, with an id of its own; nothing is signed.
+                jti = f"local-{new_ulid(int(self.clock.now() * 1000))}"
+                return await handler(args, Caller(sub=by, jti=jti))
         raise CommandError(UNSUPPORTED, f"this store has nothing that does {name!r}")
 
     # --- events from devices -------------------------------------------------------

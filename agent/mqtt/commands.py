@@ -29,7 +29,7 @@ from agent.clock import Clock, format_rfc3339
 from agent.journal import Journal, JournalError, UsePass
 from agent.journal.errors import CONFLICT
 from agent.journal.ops import to_json
-from agent.remote.errors import FAILED, UNKNOWN_COMMAND, CommandError
+from agent.model.commands import FAILED, UNKNOWN_COMMAND, Caller, CommandError
 from agent.rules.passes import Claims, PassVerifier, Rejected
 from agent.rules.reasons import Reason
 
@@ -40,8 +40,8 @@ BUSY = "busy"  # the command queue was full; nothing was run
 MAX_JOURNALED_ARGS = 2048  # bigger args (catalogue uploads) are journaled by their handler
 PRUNE_EVERY_S = 60.0
 
-CommandHandler = Callable[[str, dict[str, Any], Claims], Awaitable[dict[str, Any]]]
-"""`await handle(cmd, args, claims)` -> the reply's `result`; raises CommandError to refuse."""
+CommandHandler = Callable[[str, dict[str, Any], Caller], Awaitable[dict[str, Any]]]
+"""`await handle(cmd, args, caller)` -> the reply's `result`; raises CommandError to refuse."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def decode_payload(payload: bytes | bytearray | str) -> str | None:
         return None
 
 
-async def ping(cmd: str, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+async def ping(cmd: str, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """The default handler: answers `ping` and refuses everything else as unknown.
 
     The agent passes its full set of handlers (agent/remote/commands.py) instead."""
@@ -163,7 +163,9 @@ class CommandRunner:
             return Outcome.refused(claims.jti, cmd, FAILED, f"could not journal the command: {e}")
         self._seen[claims.jti] = claims.exp
         try:
-            result = await self.handle(cmd, args, claims)
+            # Past here only who asked matters, not how it was signed.
+            caller = Caller(sub=claims.sub, jti=claims.jti, kid=claims.kid)
+            result = await self.handle(cmd, args, caller)
         except CommandError as e:
             return Outcome.refused(claims.jti, cmd, e.code, e.message, **e.detail)
         except Exception as e:

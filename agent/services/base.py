@@ -24,7 +24,7 @@ from agent.clock import Clock
 from agent.config.schema import AgentConfig
 from agent.devices.base import Device, DeviceEvent
 from agent.journal import Journal
-from agent.remote.args import Handler
+from agent.model.commands import Handler
 from agent.services.orders import PendingOrders
 from agent.services.stock import LocalStock
 

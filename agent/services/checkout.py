@@ -40,10 +40,8 @@ from aiohttp import web
 from agent.config.schema import CheckoutConfig
 from agent.devices.base import DeviceEvent, DeviceOffline, DeviceOnline, ScanRead
 from agent.journal import JournalError, PutSetting
+from agent.model.commands import BAD_ARGS, FAILED, Caller, CommandError, Handler, arg
 from agent.model.ids import new_ulid
-from agent.remote.args import Handler, arg
-from agent.remote.errors import BAD_ARGS, FAILED, CommandError
-from agent.rules.passes import Claims
 from agent.services.base import StoreContext, StoreService
 from agent.services.cart import Cart, find_product, product_barcode, to_fen, yuan
 from agent.services.checkout_hub import HubPaymentError, HubPayments
@@ -401,7 +399,7 @@ class SelfCheckout(StoreService):
             for cid, p in self.points.items()
         }
 
-    async def _paid(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+    async def _paid(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
         checkout = arg(args, "checkout", str)
         point = self.points.get(checkout)
         if point is None:

@@ -3,7 +3,7 @@ kept in the journal and applied to the verifier (rules: agent/rules/key_trust.py
 
     keys = HubKeys(journal, verifier, clock)
     await keys.load(cfg, local.settings)            # start and every reload
-    await keys.set_keys(args["keys"], signer=claims.kid, by=claims.sub)   # keys.set
+    await keys.set_keys(args["keys"], signer=caller.kid, by=caller.sub)   # keys.set
     await keys.reset(by="shopgate-agent keys reset")                      # drop installed
 
 Every change is journaled with the event that records it (`keys.changed`, `keys.reset`,

@@ -45,10 +45,8 @@ from agent.devices.base import (
 )
 from agent.devices.lockbus import LockBus
 from agent.journal import JournalError, Op, PutSetting, SetOrderStatus
+from agent.model.commands import BAD_ARGS, FAILED, Caller, CommandError, Handler, arg
 from agent.model.ids import new_ulid
-from agent.remote.args import Handler, arg
-from agent.remote.errors import BAD_ARGS, FAILED, CommandError
-from agent.rules.passes import Claims
 from agent.services.base import StoreContext, StoreService
 from agent.services.stock import StockMove
 
@@ -242,7 +240,7 @@ class LockerService(StoreService):
             )
         return cab, comp
 
-    async def _cmd_open(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+    async def _cmd_open(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
         """{locker, slot, order?}: open a compartment; with `order`, for that paid order
         (a sale, and the order picked up), e.g. after its automatic opening failed."""
         cab, comp = self._target(args)
@@ -259,9 +257,9 @@ class LockerService(StoreService):
             raise CommandError(
                 FAILED, f"locker {cab.id} compartment {comp.slot} is opening already"
             )
-        return await self._open(cab, comp, order=order, by=claims.sub, source=claims.jti)
+        return await self._open(cab, comp, order=order, by=caller.sub, source=caller.jti)
 
-    async def _cmd_restock(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+    async def _cmd_restock(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
         """{locker, slot, stock}: staff refilled a compartment; it now holds `stock` items."""
         cab, comp = self._target(args)
         stock = arg(args, "stock", int)
@@ -278,13 +276,13 @@ class LockerService(StoreService):
         if delta:
             reason = "restock" if delta > 0 else "adjust"
             extra = {"locker": cab.id, "slot": comp.slot}
-            moves.append(StockMove(comp.barcode, delta, reason, claims.jti, extra))
+            moves.append(StockMove(comp.barcode, delta, reason, caller.jti, extra))
         data = {
             "locker": cab.id,
             "slot": comp.slot,
             "barcode": comp.barcode,
             "stock": stock,
-            "by": claims.sub,
+            "by": caller.sub,
         }
         await self._record(cab, [("locker.restocked", data)], moves=moves, stock={comp.slot: stock})
         self._ctx.state_changed()

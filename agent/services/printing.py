@@ -29,11 +29,9 @@ from agent.devices.printer import Printer, PrinterNotReady, PrinterOffline, Unco
 from agent.devices.protocols.escpos import EscPosError, PrinterStatus
 from agent.journal import FinishPrintJob, JournalError, PutPrintJob
 from agent.journal.errors import CONFLICT
+from agent.model.commands import BAD_ARGS, Caller, CommandError, Handler, arg
 from agent.model.ids import new_ulid
 from agent.printing import templates
-from agent.remote.args import Handler, arg
-from agent.remote.errors import BAD_ARGS, CommandError
-from agent.rules.passes import Claims
 from agent.services.base import StoreContext, StoreService
 
 log = logging.getLogger(__name__)
@@ -164,7 +162,7 @@ class PrintingService(StoreService):
 
     # --- the print command --------------------------------------------------------------
 
-    async def _print_command(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+    async def _print_command(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
         given = [k for k in KINDS if k in args]
         if len(given) != 1:
             raise CommandError(BAD_ARGS, "give exactly one of: text, order, receipt, label")
@@ -188,7 +186,7 @@ class PrintingService(StoreService):
         job = await self._enqueue(
             printer, "pick_slip" if kind == "order" else kind, payload, ref=ref
         )
-        log.info("print job %s (%s) queued on %s by %s", job.id, kind, printer, claims.sub)
+        log.info("print job %s (%s) queued on %s by %s", job.id, kind, printer, caller.sub)
         return {"job": job.id, "printer": printer, "queued": len(self.queue[printer])}
 
     def _render(self, kind: str, args: dict[str, Any], printer: str) -> tuple[bytes, str | None]:

@@ -37,10 +37,8 @@ from agent.config.schema import VendingDevice
 from agent.devices.base import DeviceError
 from agent.devices.vending import VendingMachine, VendNotStarted
 from agent.journal import JournalError, PutSetting, SetOrderStatus
+from agent.model.commands import BAD_ARGS, FAILED, Caller, CommandError, Handler, arg
 from agent.model.ids import new_ulid
-from agent.remote.args import Handler, arg
-from agent.remote.errors import BAD_ARGS, FAILED, CommandError
-from agent.rules.passes import Claims
 from agent.services.base import StoreContext, StoreService
 from agent.services.stock import StockMove
 
@@ -142,7 +140,7 @@ class VendingService(StoreService):
     def commands(self) -> Mapping[str, Handler]:
         return {"vend": self._vend_command}
 
-    async def _vend_command(self, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+    async def _vend_command(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
         mid = arg(args, "machine", str)
         slot = arg(args, "slot", int)
         payment = arg(args, "payment", dict, required=False)
@@ -150,7 +148,7 @@ class VendingService(StoreService):
             raise CommandError(
                 BAD_ARGS, f"no vending machine {mid!r} (machines: {', '.join(self._devs)})"
             )
-        return await self._vend(mid, slot, order=None, payment=payment, by=claims.sub)
+        return await self._vend(mid, slot, order=None, payment=payment, by=caller.sub)
 
     async def on_orders(self, orders: Sequence[Mapping[str, Any]]) -> None:
         for order in orders:

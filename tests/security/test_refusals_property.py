@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from agent.clock import Clock
 from agent.journal import Journal
+from agent.model.commands import Caller
 from agent.mqtt.commands import CommandRunner
 from agent.rules.passes import DOOR_SCOPES, Claims, PassVerifier, Rejected
 from agent.rules.reasons import Reason
@@ -223,7 +224,7 @@ def test_generated_bad_passes_are_all_refused_with_their_reason() -> None:
     assert len(seen) == 14, seen  # every kind of attack was tried
 
 
-async def _ok(cmd: str, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+async def _ok(cmd: str, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
     return {}
 
 
@@ -231,8 +232,8 @@ def test_generated_bad_commands_are_refused_and_nothing_runs(tmp_path: Path) -> 
     loop = asyncio.new_event_loop()
     ran: list[str] = []
 
-    async def handle(cmd: str, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
-        ran.append(claims.jti)
+    async def handle(cmd: str, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        ran.append(caller.jti)
         return {}
 
     clock = Clock(wall=lambda: NOW)

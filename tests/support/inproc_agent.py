@@ -17,7 +17,6 @@ as a subprocess instead (tests/e2e).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,8 @@ from agent.config import load_config
 from agent.journal import Journal
 from agent.journal.ops import Op
 from agent.journal.view import JournalView
+from agent.model.commands import Caller
 from agent.remote.commands import StoreCommands
-from agent.rules.passes import Claims
 from agent.services.orders import PendingOrders
 from runtime.systemd import Notifier
 from tests.support.agent import make_keys
@@ -41,7 +40,7 @@ from tests.support.sim import SimHandle, start_sim
 STORE = "demo-001"
 SIM_STORE = Path(__file__).resolve().parents[2] / "firmware-sim" / "shopgate_sim" / "store.yaml"
 # An operator's signed command, as the MQTT transport hands it to StoreCommands.
-OPERATOR = Claims("demo", STORE, "op", "ops", "cmd-1", 0, time.time() + 3600, None, None, (), {})
+OPERATOR = Caller(sub="op", jti="cmd-1", kid="demo")
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -144,10 +143,10 @@ class InprocAgent:
         return await self.agent.local_command(name, args, by)
 
     async def remote(
-        self, name: str, args: dict[str, Any], claims: Claims = OPERATOR
+        self, name: str, args: dict[str, Any], caller: Caller = OPERATOR
     ) -> dict[str, Any]:
         """A signed remote command, as the MQTT transport passes it on once verified."""
-        return await StoreCommands(self.agent)(name, args, claims)
+        return await StoreCommands(self.agent)(name, args, caller)
 
     def events(self, type_: str | None = None) -> list[dict[str, Any]]:
         return self.view.events(type_)

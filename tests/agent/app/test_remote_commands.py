@@ -4,7 +4,6 @@ what it changes survives a restart."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -13,17 +12,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.app import Agent
 from agent.config import load_config
+from agent.model.commands import Caller, CommandError
 from agent.remote.commands import StoreCommands
-from agent.remote.errors import CommandError
-from agent.rules.passes import Claims
 from runtime.systemd import Notifier
 from tests.agent.app.conftest import RELAY, events
 from tests.support.agent import make_keys
 from tests.support.pty_devices import eventually
 
-OPERATOR = Claims(
-    "demo", "demo-001", "ops-anna", "ops", "j", time.time(), time.time() + 60, None, None, (), {}
-)
+OPERATOR = Caller(sub="ops-anna", jti="j", kid="demo")
 
 
 async def call(agent: Agent, cmd: str, **args):

@@ -18,9 +18,9 @@ from agent.clock import Clock
 from agent.config.schema import AgentConfig
 from agent.journal import Journal
 from agent.journal.view import JournalView
+from agent.model.commands import FAILED, Caller, CommandError
 from agent.mqtt import RemoteOps, ping
-from agent.remote.errors import FAILED, CommandError
-from agent.rules.passes import Claims, PassVerifier
+from agent.rules.passes import PassVerifier
 from cloud.signing import sign_command, write_keypair
 from tests.support.broker import BrokerHandle
 
@@ -84,7 +84,7 @@ class Recorder:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __call__(self, cmd: str, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+    async def __call__(self, cmd: str, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
         self.calls.append((cmd, args))
         if cmd == "hold":
             await self.release.wait()
@@ -95,7 +95,7 @@ class Recorder:
             raise RuntimeError("boom")
         if cmd == "unlock":
             return {"door": args.get("door"), "unlocked": True}
-        return await ping(cmd, args, claims)  # and anything else is unknown_command
+        return await ping(cmd, args, caller)  # and anything else is unknown_command
 
 
 async def until(check: Callable[[], bool], within: float, step: float = 0.01) -> None:

@@ -17,7 +17,7 @@ import zxingcpp
 from PIL import Image
 
 from agent.journal import PutProduct
-from agent.remote.errors import BAD_ARGS, CommandError
+from agent.model.commands import BAD_ARGS, CommandError
 from tests.support.inproc_agent import InprocAgent, seed_journal, write_agent_config
 from tests.support.pty_devices import eventually
 from tests.support.sim import SimHandle

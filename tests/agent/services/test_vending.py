@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent.journal import PutSetting
-from agent.remote.errors import BAD_ARGS, CommandError
+from agent.model.commands import BAD_ARGS, CommandError
 from agent.services import vending as vending_service
 from tests.support.inproc_agent import InprocAgent, paid_order, seed_journal, write_agent_config
 from tests.support.pty_devices import eventually

@@ -16,9 +16,8 @@ import pytest
 
 from agent.clock import Clock
 from agent.journal import Journal
+from agent.model.commands import BAD_ARGS, Caller, CommandError
 from agent.mqtt import RemoteOps
-from agent.remote.errors import BAD_ARGS, CommandError
-from agent.rules.passes import Claims
 from agent.services.orders import PendingOrders
 from cloud.command_batches import MAX_PER_COMMAND
 from cloud.db.deliveries import get_delivery
@@ -33,7 +32,7 @@ class Store:
     refuse: set[str] = field(default_factory=set)  # order ids this store cannot take
     commands: list[tuple[str, list[str]]] = field(default_factory=list)  # (cmd, order ids)
 
-    async def handle(self, cmd: str, args: dict[str, Any], claims: Claims) -> dict[str, Any]:
+    async def handle(self, cmd: str, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
         if cmd != "orders.upsert":
             return {}
         ids = [o["id"] for o in args["orders"]]
