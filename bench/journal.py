@@ -23,8 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.floors
+
 from agent.clock import Clock
 from agent.journal import Journal
+from bench.floors import sqlite_insert
+from bench.floors.figure import beside
 
 DATA = {"door": "front", "subject": "courier-1234", "reason": "granted", "scope": "pickup"}
 
@@ -93,7 +97,7 @@ async def task_overhead(events: int) -> float:
 async def main(events: int, folder: Path) -> dict[str, Any]:
     async with await Journal.open(folder / "journal.db", "bench", Clock()) as j:
         await j.append("agent.started", {})  # warm up: schema created, statements cached
-        return {
+        result = {
             "sqlite": __import__("sqlite3").sqlite_version,
             "python": sys.version.split()[0],
             "burst_producers": await burst_producers(j, events, producers=1000),
@@ -101,6 +105,28 @@ async def main(events: int, folder: Path) -> dict[str, Any]:
             "asyncio_task_overhead_us": await task_overhead(events),
             "idle_latency": await idle_latency(j, 2000),
         }
+    # The floors, on the same disk in the same run (bench/floors/sqlite_insert.py).
+    single = await asyncio.to_thread(sqlite_insert.single_commits, folder)
+    grouped = await asyncio.to_thread(sqlite_insert.grouped, folder)
+    result["figures"] = [
+        beside(
+            "idle append p50",
+            result["idle_latency"]["p50_ms"],
+            "ms",
+            "bare sqlite3 insert, one commit (WAL, synchronous=FULL) p50",
+            single["p50_ms"],
+            better="lower",
+        ),
+        beside(
+            "burst appends",
+            result["burst_producers"]["events_per_s"],
+            "appends/s",
+            f"bare sqlite3 inserts, {grouped['per_commit']} per commit",
+            grouped["rows_per_s"],
+            better="higher",
+        ),
+    ]
+    return result
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.support.broker starts mosquitto as the tests do
 
+from bench.floors import paho_echo  # noqa: E402
+from bench.floors.figure import beside  # noqa: E402
+
 STORE = "bench-001"
 TARGET_P99_MS = 10.0
 
@@ -133,6 +136,7 @@ def measure(n: int, warmup: int) -> dict[str, object]:
                 arrived.clear()
             if i >= warmup:
                 rtts.append((got[jti] - t0) * 1000)
+        floor = paho_echo.round_trips(broker.host, broker.port, n=n, warmup=warmup)
     finally:
         client.loop_stop()
         client.disconnect()
@@ -155,6 +159,24 @@ def measure(n: int, warmup: int) -> dict[str, object]:
         "target_p99_ms": TARGET_P99_MS,
         "ok": p99 <= TARGET_P99_MS,
         "cpus": os.cpu_count(),
+        "figures": [
+            beside(
+                "signed command round trip p50",
+                statistics.median(rtts),
+                "ms",
+                "bare paho QoS 1 echo through the same broker p50",
+                floor["p50_ms"],
+                better="lower",
+            ),
+            beside(
+                "signed command round trip p99",
+                p99,
+                "ms",
+                "bare paho QoS 1 echo through the same broker p99",
+                floor["p99_ms"],
+                better="lower",
+            ),
+        ],
     }
 
 
