@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import agent
 from agent.clock import Clock
 from agent.config import ConfigError, load_config
-from agent.config.schema import AgentConfig, GpioInput, GpioLock, LockboardLock
+from agent.config.schema import AgentConfig, GpioInput, LockboardLock
 from agent.devices.base import (
     ContactChanged,
     DeviceEvent,
     DeviceOffline,
     DeviceOnline,
     ExitRequested,
+    InputProvider,
+    LockFeedback,
+    LockProvider,
     ScanRead,
 )
 from agent.devices.registry import build_device
@@ -42,7 +46,7 @@ from agent.rules.decide import AccessState
 from agent.rules.passes import PassVerifier
 from agent.runtime import health_file
 from agent.services.access import AccessService
-from agent.services.base import StoreContext
+from agent.services.base import StoreContext, StoreService
 from agent.services.door import Door
 from agent.services.hub_keys import HubKeys, config_anchors
 from agent.services.orders import PendingOrders
@@ -242,25 +246,26 @@ class Agent:
         )
         devices = {d.id: build_device(d, self._on_device_event) for d in cfg.devices}
         doors: dict[str, Door] = {}
-        store = Store(cfg, devices, doors, None, orders)  # type: ignore[arg-type]
+        store = Store(cfg, devices, doors, None, orders)  # type: ignore[arg-type]  # access: set below, once the doors exist
         for d in cfg.doors:
+            # The config's cross checks made sure each device is of the kind named.
             lock_dev = devices[d.lock.device]
-            if isinstance(d.lock, LockboardLock):
-                lock = lock_dev.channel(d.lock.board, d.lock.channel)  # type: ignore[attr-defined]
-                if d.contact is not None and d.contact.type == "lock_feedback":
-                    lock_dev.watch(d.lock.board, d.lock.channel)  # type: ignore[attr-defined]
+            assert isinstance(lock_dev, LockProvider), d.lock.device
+            lock = lock_dev.door_lock(d.lock)
+            if isinstance(d.lock, LockboardLock) and d.contact is not None:
+                if d.contact.type == "lock_feedback":
+                    assert isinstance(lock_dev, LockFeedback), d.lock.device
+                    lock_dev.watch(d.lock.board, d.lock.channel)
                     store.contacts[(lock_dev.id, f"{d.lock.board}.{d.lock.channel}")] = d.id
-            else:
-                assert isinstance(d.lock, GpioLock)
-                lock = lock_dev.relay_lock(
-                    d.lock.pin, active_high=d.lock.active_high, fail_safe=d.lock.fail_safe
-                )  # type: ignore[attr-defined]
-            for inp, kind, table in (
+            inputs_of: tuple[tuple[Any, Literal["contact", "button"], dict[Any, str]], ...] = (
                 (d.contact, "contact", store.contacts),
                 (d.exit_button, "button", store.exits),
-            ):
+            )
+            for inp, kind, table in inputs_of:
                 if isinstance(inp, GpioInput):
-                    devices[inp.device].watch_input(  # type: ignore[attr-defined]
+                    inputs = devices[inp.device]
+                    assert isinstance(inputs, InputProvider), inp.device
+                    inputs.watch_input(
                         inp.pin,
                         name=d.id,
                         pull_up=inp.pull_up,
@@ -292,10 +297,12 @@ class Agent:
         )
         store.services = build_services(ctx)
         for service in store.services:
-            orders.listeners.append(
-                lambda new, s=service: self._spawn(s.on_orders(new), inflight=True)
-            )
+            orders.listeners.append(functools.partial(self._orders_to, service))
         return store
+
+    def _orders_to(self, service: StoreService, new: list[dict[str, Any]]) -> None:
+        """New orders to one store service (a pick slip to print, a box to open)."""
+        self._spawn(service.on_orders(new), inflight=True)
 
     async def _start_relay(self, cfg: AgentConfig) -> None:
         assert self.journal is not None

@@ -11,12 +11,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 log = logging.getLogger("agent")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (CONTRACTS section 1)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (CONTRACTS section 1)
         print(f"{self.prog}: {message}", file=sys.stderr)
         raise SystemExit(2)
 
@@ -180,7 +181,7 @@ def _relock(config: Path) -> int:
 def _run(config: Path, log_format: str, level: str) -> int:
     from runtime.logging import setup_logging
 
-    setup_logging(log_format, level)  # type: ignore[arg-type]
+    setup_logging(log_format, level)  # type: ignore[arg-type]  # argparse choices: text|json
     cfg = _load(config)
     from agent.app import Agent
 

@@ -143,4 +143,4 @@ def _centred(
     """Draw one line centred at height y; returns the y below it."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     draw.text(((WIDTH - (right - left)) // 2 - left, y - top), text, font=font, fill=fill)
-    return y + (bottom - top)
+    return int(y + (bottom - top))

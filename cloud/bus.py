@@ -52,6 +52,7 @@ from paho.mqtt.properties import Properties
 
 from cloud.config import HubConfig
 from cloud.signing import ISSUER, load_private_key, sign_command
+from runtime.mqtt.connection import shut_down, subscription_refused
 from runtime.mqtt.settings import MqttTlsConfig, parse_mqtt_url
 from runtime.mqtt.supervise import describe, supervise
 from runtime.mqtt.tls import NODELAY, tls_context
@@ -291,7 +292,7 @@ class HubBus:
                     await self._serve(client)
                 except Exception as e:
                     reason = describe(e)
-                    _shut_down(client)
+                    shut_down(client)
                     raise
             return time.monotonic() - up_since, None
         except (aiomqtt.MqttError, _ConnectionLost, OSError) as e:
@@ -300,14 +301,14 @@ class HubBus:
             self._client = None
             self._connected.clear()
             if up_since is None:
-                _shut_down(client)
+                shut_down(client)
         return (None if up_since is None else time.monotonic() - up_since), reason
 
     async def _subscribe(self, client: aiomqtt.Client, topic: str, ident: int) -> None:
         props = Properties(PacketTypes.SUBSCRIBE)
         props.SubscriptionIdentifier = ident
         granted = await client.subscribe(topic, qos=1, properties=props)
-        if any(int(getattr(g, "value", g)) >= 0x80 for g in granted):
+        if subscription_refused(granted):
             raise _ConnectionLost(f"the broker refused the subscription to {topic}")
 
     async def _serve(self, client: aiomqtt.Client) -> None:
@@ -334,8 +335,9 @@ class HubBus:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for t in done:
-            if not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+            error = None if t.cancelled() else t.exception()
+            if error is not None:
+                raise error
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -410,13 +412,6 @@ def _json(payload: Any) -> Any:
         return json.loads(payload if isinstance(payload, bytes | bytearray | str) else b"")
     except ValueError:
         return None
-
-
-def _shut_down(client: aiomqtt.Client) -> None:
-    sock = client._client.socket()
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 BUS = web.AppKey("bus", HubBus)

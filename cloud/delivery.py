@@ -47,9 +47,13 @@ FLUSH_S = 0.05
 
 
 class DeliverableOrder(Protocol):
-    store: str
-    id: str
-    status: str
+    # Read-only, as a frozen StoredOrder's fields are.
+    @property
+    def store(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
 
     def to_agent(self) -> dict[str, Any]: ...
 

@@ -305,7 +305,7 @@ def _default(f: FieldInfo) -> str:
     if f.is_required():
         return "required"
     if f.default_factory is not None:
-        value = f.default_factory()  # type: ignore[call-arg]
+        value = f.default_factory()  # type: ignore[call-arg]  # ours take no data argument
     elif f.default is PydanticUndefined:
         return ""
     else:

@@ -27,6 +27,7 @@ from runtime.mqtt.settings import MqttTlsConfig, parse_mqtt_url
 from storerules.lifetimes import MAX_LIFETIME_S
 
 _RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+DOOR_SCOPES: tuple[Literal["entry", "pickup", "staff"], ...] = ("entry", "pickup", "staff")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -717,7 +718,7 @@ class DoorConfig(Strict):
         60, gt=0, description="Open longer than this raises `door.held_open`."
     )
     scopes: list[Literal["entry", "pickup", "staff"]] = Field(
-        default_factory=lambda: ["entry", "pickup", "staff"],
+        default_factory=lambda: list(DOOR_SCOPES),
         description="Pass scopes this door accepts (pickup codes count as pickup).",
     )
     hours: TimeRanges | WeeklyHours | None = Field(

@@ -12,6 +12,10 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter_ns
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from agent.config.schema import DoorLockConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +106,32 @@ class DoorLock(abc.ABC):
     @abc.abstractmethod
     async def relock(self) -> None:
         """Lock now (a relay drops; a lock board's latch relocks on its own)."""
+
+
+@runtime_checkable
+class LockProvider(Protocol):
+    """A device that drives door locks (a lock board bus, a GPIO header): the app asks
+    it for the lock a door's config names, whatever kind of device it is."""
+
+    def door_lock(self, lock: DoorLockConfig) -> DoorLock: ...
+
+
+@runtime_checkable
+class LockFeedback(Protocol):
+    """A lock device that also reports each lock's feedback as a door contact."""
+
+    def watch(self, board: int, channel: int) -> None: ...
+
+
+@runtime_checkable
+class InputProvider(Protocol):
+    """A device with inputs for door contacts and exit buttons."""
+
+    def watch_input(
+        self,
+        pin: int | str,
+        name: str = "",
+        pull_up: bool = True,
+        active_when_open: bool = True,
+        kind: Literal["contact", "button"] = "contact",
+    ) -> None: ...

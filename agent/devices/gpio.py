@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any, Literal
 
-from agent.config.schema import GpioDevice
+from agent.config.schema import DoorLockConfig, GpioDevice, GpioLock
 from agent.devices.base import (
     ContactChanged,
     Device,
@@ -187,6 +187,11 @@ class GpioBoard(Device):
     def pin_factory(self) -> Any:
         """The gpiozero pin factory (None for `default` until gpiozero picks one)."""
         return self._ensure_factory()
+
+    def door_lock(self, lock: DoorLockConfig) -> GpioRelayLock:
+        if not isinstance(lock, GpioLock):
+            raise DeviceError(f"{self.id} is a GPIO header: a door's lock here is a relay pin")
+        return self.relay_lock(lock.pin, active_high=lock.active_high, fail_safe=lock.fail_safe)
 
     def relay_lock(
         self, pin: int | str, active_high: bool = True, fail_safe: bool = False

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from time import perf_counter_ns
 
-from agent.config.schema import LockBusDevice
+from agent.config.schema import DoorLockConfig, LockboardLock, LockBusDevice
 from agent.devices.base import (
     ContactChanged,
     Device,
@@ -160,6 +160,11 @@ class LockBus(Device):
 
     # --- what doors use -------------------------------------------------------------
 
+    def door_lock(self, lock: DoorLockConfig) -> LockboardChannel:
+        if not isinstance(lock, LockboardLock):
+            raise DeviceError(f"{self.id} is a lock board bus: a door's lock here is a channel")
+        return self.channel(lock.board, lock.channel)
+
     def channel(self, board: int, channel: int) -> LockboardChannel:
         self._check(board, channel)
         return LockboardChannel(self, board, channel)
@@ -246,7 +251,7 @@ class LockBus(Device):
             self._skip(data, "arrived with no request on the wire (a late reply?)")
             return
         self._rx += data
-        reply, consumed, garbage = lb.find_reply(self._rx, to=pending.request)
+        reply, consumed, garbage = lb.find_reply(bytes(self._rx), to=pending.request)
         if garbage:
             self._skip(garbage, f"while waiting for the reply to {_describe(pending.request)}")
         del self._rx[:consumed]

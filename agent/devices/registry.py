@@ -37,4 +37,5 @@ def driver_class(kind: str) -> type[Device]:
 
 def build_device(cfg: DeviceConfig, sink: EventSink) -> Device:
     """The driver for one configured device, not started yet."""
+    # Every driver takes (its config, the sink); Device, the ABC, declares no __init__.
     return driver_class(cfg.kind)(cfg, sink)  # type: ignore[call-arg]

@@ -190,9 +190,9 @@ def _device_paths(cfg: AgentConfig) -> Iterator[tuple[str, Path]]:
         port = getattr(d, "port", None)
         if isinstance(port, Path):
             yield d.id, port
-        connection = getattr(d, "connection", None)
-        if isinstance(getattr(connection, "port", None), Path):
-            yield d.id, connection.port
+        connection_port = getattr(getattr(d, "connection", None), "port", None)
+        if isinstance(connection_port, Path):
+            yield d.id, connection_port
         path = getattr(d, "path", None)
         if isinstance(path, Path):
             yield d.id, path

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +44,7 @@ from agent.mqtt.commands import CommandHandler, CommandRunner, Outcome, ping
 from agent.mqtt.discovery import discovery_configs
 from agent.mqtt.topics import Topics
 from agent.rules.passes import PassVerifier
+from runtime.mqtt.connection import shut_down, subscription_refused
 from runtime.mqtt.supervise import describe, supervise
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class RemoteOps:
                     await self._serve(client)
                 except Exception as e:
                     reason = describe(e)
-                    self._shut_down(client)
+                    shut_down(client)
                     raise
             return time.monotonic() - up_since, None
         except aiomqtt.MqttError as e:
@@ -197,13 +197,12 @@ class RemoteOps:
             self._client = None
             self._connected.clear()
             if up_since is None:
-                self._shut_down(client)  # aiomqtt leaves a timed-out attempt's socket open
+                shut_down(client)  # aiomqtt leaves a timed-out attempt's socket open
         return (None if up_since is None else time.monotonic() - up_since), reason
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         granted = await client.subscribe(self.topics.cmd, qos=1)
-        codes = [int(getattr(g, "value", g)) for g in granted]
-        if any(c >= 0x80 for c in codes):
+        if subscription_refused(granted):
             raise ConnectionLost(f"the broker refused the subscription to {self.topics.cmd}")
         self.connections += 1
         await client.publish(self.topics.status, self._status(), qos=1, retain=True)
@@ -221,7 +220,7 @@ class RemoteOps:
         loop = asyncio.get_running_loop()
         consume = loop.create_task(self._consume(client))
         watch = loop.create_task(self._watch(client))
-        stop = loop.create_task(self._stopping.wait())
+        stop: asyncio.Task[Any] = loop.create_task(self._stopping.wait())
         try:
             done, _ = await asyncio.wait({consume, watch, stop}, return_when="FIRST_COMPLETED")
         finally:
@@ -247,7 +246,7 @@ class RemoteOps:
             try:
                 self._queue.put_nowait(message)
             except asyncio.QueueFull:
-                outcome = self.runner.busy(message.payload)  # type: ignore[arg-type]
+                outcome = self.runner.busy(_payload(message))
                 self._side(self._answer(outcome, message))
 
     async def _watch(self, client: aiomqtt.Client) -> None:
@@ -262,15 +261,6 @@ class RemoteOps:
             if misc is None or misc.done():
                 raise ConnectionLost("the MQTT network loop has stopped")
 
-    def _shut_down(self, client: aiomqtt.Client) -> None:
-        """Shut the socket of a connection given up on, whatever paho thinks of it, so a
-        half-dead link cannot linger beside the next one. Shutting down (not closing)
-        keeps the descriptor valid until paho's own read sees the end and closes it."""
-        sock = client._client.socket()
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
     def _status(self) -> bytes:
         # status_extra may carry the agent's own started_at (or more); `online` is ours.
         base = {"version": self.version, "started_at": self._started_at}
@@ -282,7 +272,7 @@ class RemoteOps:
         while True:
             message = await self._queue.get()
             try:
-                outcome = await self.runner.run(message.payload)  # type: ignore[arg-type]
+                outcome = await self.runner.run(_payload(message))
                 await self._reply(outcome, message)
                 await self.runner.record(outcome)
             except Exception:
@@ -300,11 +290,11 @@ class RemoteOps:
         request = message.properties
         response_topic = getattr(request, "ResponseTopic", None) if request else None
         if response_topic:
-            props = Properties(PacketTypes.PUBLISH)
+            response = Properties(PacketTypes.PUBLISH)
             correlation = getattr(request, "CorrelationData", None)
             if correlation is not None:
-                props.CorrelationData = correlation
-            targets.append((response_topic, props))
+                response.CorrelationData = correlation
+            targets.append((response_topic, response))
         for topic, props in targets:
             await self._publish_reply(topic, body, props, outcome)
 
@@ -368,3 +358,9 @@ class RemoteOps:
         task = asyncio.get_running_loop().create_task(coro)
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
+
+
+def _payload(message: aiomqtt.Message) -> bytes | str:
+    """A message's payload as the command runner reads it (paho types it wider)."""
+    payload = message.payload
+    return payload if isinstance(payload, bytes | str) else str(payload)

@@ -232,6 +232,8 @@ class StoreCommands:
         revoking it in the config drops them (agent/rules/key_trust.py)."""
         keys = _arg(args, "keys", list)
         try:
+            if caller.kid is None:  # keys come only from the hub, signed
+                raise CommandError(BAD_ARGS, "keys.set must come signed by a hub key")
             return await self._hub_keys().set_keys(keys, signer=caller.kid, by=caller.sub)
         except KeyRuleError as e:
             raise CommandError(BAD_ARGS, str(e)) from e

@@ -111,7 +111,7 @@ class InstalledKey:
             kid,
             parse_pem(raw.get("pem"), f"key {kid!r}"),
             tuple(via),
-            tuple(via_fps),
+            tuple(via_fps or ()),
             str(raw.get("by", "")),
             str(raw.get("at", "")),
             tuple(roots),

@@ -122,7 +122,7 @@ class PassVerifier:
             # Refusing other algorithms here is what stops alg-confusion forgeries.
             return Rejected(Reason.BAD_SIGNATURE, f"algorithm {header.get('alg')!r} is not EdDSA")
         key = self._keys.get(kid) if isinstance(kid, str) else None
-        if key is None:
+        if key is None or not isinstance(kid, str):
             return Rejected(Reason.UNKNOWN_KEY, f"unknown key id {kid!r}")
         try:
             payload = self._jws.decode(token, key, algorithms=["EdDSA"])

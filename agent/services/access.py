@@ -42,6 +42,7 @@ from agent.rules.decide import (
     decide_pass,
     decide_tail,
 )
+from agent.rules.hours import Hours
 from agent.rules.passes import PassVerifier
 from agent.rules.reasons import Reason
 from agent.rules.scan import (
@@ -427,9 +428,16 @@ def policy_for(door: DoorConfig, cfg: AgentConfig) -> DoorPolicy:
     return DoorPolicy(
         door=door.id,
         scopes=frozenset(door.scopes),
-        hours=door.hours if door.hours is not None else cfg.business.hours,
+        hours=_hours(door.hours if door.hours is not None else cfg.business.hours),
         timezone=ZoneInfo(cfg.store.timezone),
         occupancy_limit=door.occupancy_limit,
         has_question=door.entry_question is not None,
         pickup_when_closed=cfg.pickup.when_closed,
     )
+
+
+def _hours(hours: Sequence[str] | Mapping[Any, Sequence[str]]) -> Hours:
+    """The config's hours as the rules take them (its day keys are plain strings)."""
+    if isinstance(hours, Mapping):
+        return {str(day): list(ranges) for day, ranges in hours.items()}
+    return list(hours)

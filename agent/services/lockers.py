@@ -299,7 +299,8 @@ class LockerService(StoreService):
         spec = order.get("dispense")
         if order.get("paid") is not True or not isinstance(spec, Mapping):
             return False
-        cab = self._cabinets.get(spec.get("device"))  # type: ignore[arg-type]
+        device = spec.get("device")
+        cab = self._cabinets.get(device) if isinstance(device, str) else None
         oid = order.get("id")
         return (
             cab is not None

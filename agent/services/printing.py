@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,9 +256,7 @@ class PrintingService(StoreService):
             job = self.queue[pid][0]
             self._printing[pid] = job
             try:
-                await dev.print_job(
-                    job.payload, on_wait=lambda st, j=job: self._report(pid, st.problem, j.id)
-                )
+                await dev.print_job(job.payload, on_wait=self._waiting_on(pid, job))
             except PrinterNotReady as exc:
                 self._report(pid, exc.status.problem, job.id)
                 await self._pause(pid, self.cfg.retry_seconds)
@@ -306,7 +304,7 @@ class PrintingService(StoreService):
         self.queue[pid].remove(job)
         if confirmed:
             self._errors[pid] = None
-        data = {"printer": pid, "job": job.id, "kind": job.kind, "ref": job.ref}
+        data: dict[str, Any] = {"printer": pid, "job": job.id, "kind": job.kind, "ref": job.ref}
         data["attempts"] = job.attempts
         if not confirmed:
             data["confirmed"] = False
@@ -332,6 +330,10 @@ class PrintingService(StoreService):
             self.ctx.state_changed()
 
         return changed
+
+    def _waiting_on(self, pid: str, job: Job) -> Callable[[PrinterStatus], None]:
+        """What the driver calls while the printer keeps this job waiting."""
+        return lambda status: self._report(pid, status.problem, job.id)
 
     def _report(self, pid: str, error: str | None, job: str | None) -> None:
         """One `printer.error` per episode (until the printer prints or is ready again)."""

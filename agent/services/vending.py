@@ -62,7 +62,7 @@ class VendingService(StoreService):
         self._ctx = ctx
         self._cfgs = dict(machines)
         self._devs: dict[str, VendingMachine] = {
-            mid: ctx.devices[mid]  # type: ignore[misc]
+            mid: ctx.devices[mid]  # type: ignore[misc]  # the registry made each a VendingMachine
             for mid in machines
         }
         self._records: dict[str, dict[str, Any]] = {}  # order id -> its vend record

@@ -123,8 +123,8 @@ class DingTalkRobot:
             answer = json.loads(raw)
             errcode = int(answer.get("errcode", UNREACHABLE))
         except (ValueError, TypeError, AttributeError):
-            message = f"an answer that is not JSON from {self.where}"
-            raise DingTalkError(UNREACHABLE, message) from None
+            why = f"an answer that is not JSON from {self.where}"
+            raise DingTalkError(UNREACHABLE, why) from None
         if errcode != 0:
             raise DingTalkError(errcode, str(answer.get("errmsg", ""))[:500])
 

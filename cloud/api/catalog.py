@@ -128,6 +128,7 @@ async def _file_bytes(request: web.Request) -> bytes:
         reader = await request.multipart()
         async for part in reader:
             if getattr(part, "name", None) == "file":
+                # A named part is a body part, not a nested multipart reader.
                 return bytes(await part.read())  # type: ignore[union-attr]
         raise ApiError(400, "bad_file", 'the form has no "file" field')
     data = await request.read()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -123,7 +124,7 @@ async def claim(request: web.Request) -> web.Response:
     )
 
 
-def _json(schema: dict[str, object], description: str) -> dict[str, object]:
+def _json(schema: Mapping[str, object], description: str) -> dict[str, object]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -117,7 +118,7 @@ async def enroll(request: web.Request) -> web.Response:
     return web.json_response(bundle(cfg, store, key, kid, settings))
 
 
-def _json(schema: dict[str, object], description: str) -> dict[str, object]:
+def _json(schema: Mapping[str, object], description: str) -> dict[str, object]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 

@@ -126,8 +126,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "OpenApiDocument": {"type": "object", "description": "This document."},
 }
 
-STORE_READ = [{"storeToken": []}, {"merchantToken": []}]
-STORE_WRITE = [{"storeToken": []}]
+STORE_READ: list[dict[str, list[str]]] = [{"storeToken": []}, {"merchantToken": []}]
+STORE_WRITE: list[dict[str, list[str]]] = [{"storeToken": []}]
 
 OPERATIONS: dict[str, Operation] = {
     "POST /api/v1/stores/{store}/events": {

@@ -77,7 +77,8 @@ async def get_orders(request: web.Request) -> web.Response:
     service = order_service(request.app)
     now = now_text()
     found: list[Any] = []
-    for status in statuses or [None]:
+    wanted: list[str | None] = list(statuses) if statuses else [None]
+    for status in wanted:
         found += await service.list_orders(store_id, status=status, updated_after=updated_after)
     orders = [o.to_agent() for o in found]
     if not signed:

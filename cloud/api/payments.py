@@ -93,6 +93,7 @@ async def create_payment(request: web.Request) -> web.Response:
     for name, value in (("checkout", checkout), ("cart", cart)):
         if not isinstance(value, str) or not 0 < len(value) <= 64:
             raise _body_error(f"{name} must be a string of 1-64 characters")
+    assert isinstance(checkout, str) and isinstance(cart, str)  # checked just above
     try:
         amount_fen = to_fen(body.get("amount"))
     except ValueError as e:

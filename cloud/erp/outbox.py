@@ -78,7 +78,7 @@ class OutboxRow:
     after: str | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> OutboxRow:
+    def from_row(cls, row: Mapping[Any, Any]) -> OutboxRow:
         return cls(
             int(row["id"]),
             row["key"],

@@ -261,7 +261,7 @@ def _take(db: Database, counter: Counter, subject: str, now_ms: int) -> Any:
         again = and_(c.hits >= rule.limit, c.resets_at + base > now)
         doubled = c.window_ms * 2
         grown = case((doubled > most, literal(most, BigInteger())), else_=doubled)
-        next_window = case((again, grown), else_=base)
+        next_window: Any = case((again, grown), else_=base)
     else:
         next_window = base
     hits = case((expired, 1), else_=c.hits + 1)

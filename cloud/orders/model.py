@@ -88,7 +88,7 @@ class StoredOrder:
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> StoredOrder:
+    def from_row(cls, row: Mapping[Any, Any]) -> StoredOrder:
         return cls(
             id=row["id"],
             store=row["store_id"],

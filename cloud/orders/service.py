@@ -399,7 +399,7 @@ class OrderService:
     async def update_stock(self, store: str, items: Sequence[Mapping[str, Any]]) -> int:
         """Tell every platform the store sells on its stock of these items
         ({sku | barcode, qty} each); returns how many platform calls were queued."""
-        lines = [
+        lines: list[dict[str, Any]] = [
             {
                 "sku": str(i.get("sku") or ""),
                 "barcode": str(i.get("barcode") or ""),
@@ -529,7 +529,7 @@ class OrderService:
 
 async def _order_row(
     conn: AsyncConnection, order_id: str, store: str | None = None
-) -> Mapping[str, Any] | None:
+) -> Mapping[Any, Any] | None:
     query = select(orders).where(orders.c.id == order_id)
     if store is not None:
         query = query.where(orders.c.store_id == store)

@@ -147,7 +147,7 @@ class Payments:
             "payment created",
             extra={"store": store, "payment": row["id"], "amount_fen": amount_fen},
         )
-        found = await self.get(row["id"])
+        found = await self.get(str(row["id"]))
         assert found is not None
         return found
 
@@ -270,7 +270,8 @@ class Payments:
             "amount": p.amount,
             "method": p.method,
         }
-        outcome, error = "unsent", "the hub has no command bus"
+        outcome: str = "unsent"
+        error: str | None = "the hub has no command bus"
         for attempt in range(len(self._delays) + 1):
             if attempt:
                 await asyncio.sleep(self._delays[attempt - 1])
@@ -287,7 +288,8 @@ class Payments:
             if reply is None:
                 outcome, error = "no_reply", None
                 continue
-            err = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+            error_field = reply.get("error")
+            err: dict[str, Any] = error_field if isinstance(error_field, dict) else {}
             if reply.get("ok") is True or err.get("code") in DONE_CODES:
                 outcome, error = "acked", None
             else:

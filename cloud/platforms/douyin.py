@@ -43,6 +43,7 @@ from cloud.platforms.base import (
     PlatformCallError,
     PlatformClient,
     PlatformPush,
+    PushKind,
     PushRequest,
     StockLine,
     id_field,
@@ -121,6 +122,7 @@ class DouyinAdapter(PlatformAdapter):
         method = request.headers.get("sign-method", "md5").lower()
         if method not in ("md5", "hmac-sha256"):
             raise PlatformAuthError(f"sign-method {method!r:.40} is not md5 or hmac-sha256")
+        # method is one of the two literals: checked just above.
         expected = event_sign(self.creds.app_id, request.body, self.creds.secret, method)  # type: ignore[arg-type]
         if not consttime.equal(given.lower(), expected):
             raise PlatformAuthError("event-sign does not match")
@@ -155,9 +157,13 @@ def _message(message: Mapping[str, Any], index: int) -> PlatformPush:
     order_id = id_field(data, "p_id", f"{where}data.")
     shop = text_field(data, "shop_id", f"{where}data.")
     reason = text_field(data, "cancel_reason", f"{where}data.")
-    kinds = {TAG_PAID: "new", TAG_CANCELLED: "cancelled", TAG_REFUNDED: "refunded"}
-    kind = kinds.get(tag, "status")
-    return PlatformPush(NAME, kind, order_id, shop, None, f"tag:{tag}", reason)  # type: ignore[arg-type]
+    kinds: dict[str, PushKind] = {
+        TAG_PAID: "new",
+        TAG_CANCELLED: "cancelled",
+        TAG_REFUNDED: "refunded",
+    }
+    kind: PushKind = kinds.get(tag, "status")
+    return PlatformPush(NAME, kind, order_id, shop, None, f"tag:{tag}", reason)
 
 
 def normalize(detail: Mapping[str, Any]) -> NormalizedOrder:

@@ -35,6 +35,7 @@ from cloud.platforms.base import (
     PlatformCallError,
     PlatformClient,
     PlatformPush,
+    PushKind,
     PushRequest,
     StockLine,
     check_signed_form,
@@ -128,6 +129,7 @@ class ElemeAdapter(PlatformAdapter):
         order_id = id_field(body, "order_id", "body.")
         status = text_field(body, "status", "body.")
         reason = text_field(body, "reason", "body.") or text_field(body, "cancel_reason", "body.")
+        kind: PushKind
         if cmd == "order.status.push" and status == STATUS_CANCELLED:
             kind = "cancelled"
         elif cmd == "order.status.push" and status == STATUS_REFUNDED:

@@ -42,6 +42,7 @@ from cloud.platforms.base import (
     PlatformCallError,
     PlatformClient,
     PlatformPush,
+    PushKind,
     PushRequest,
     StockLine,
     form_params,
@@ -119,7 +120,7 @@ class MeituanAdapter(PlatformAdapter):
         if "notify_type" in params:
             notify = text_field(params, "notify_type")
             reason = text_field(params, "reason")
-            kind = "refunded" if notify == "agree" else "status"
+            kind: PushKind = "refunded" if notify == "agree" else "status"
             return PlatformPush(NAME, kind, order_id, shop, None, f"refund:{notify}", reason)
         if "reason_code" in params:
             reason = text_field(params, "reason") or text_field(params, "reason_code")
@@ -127,8 +128,8 @@ class MeituanAdapter(PlatformAdapter):
         status = text_field(params, "status")
         if not status:
             raise PlatformBadRequest("a push needs detail, notify_type, reason_code or status")
-        kind = "cancelled" if status == STATUS_CANCELLED else "status"
-        return PlatformPush(NAME, kind, order_id, shop, None, status)
+        change: PushKind = "cancelled" if status == STATUS_CANCELLED else "status"
+        return PlatformPush(NAME, change, order_id, shop, None, status)
 
     def reply_ok(self, push: PlatformPush | None = None) -> web.Response:
         return web.json_response({"data": "ok"})

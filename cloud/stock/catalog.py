@@ -212,7 +212,7 @@ class Catalog:
             sku_map.c.store_id == store, sku_map.c.barcode.in_(list(barcodes))
         )
         async with self.db.read() as conn:
-            return [tuple(r) for r in (await conn.execute(query)).all()]  # type: ignore[misc]
+            return [tuple(r) for r in (await conn.execute(query)).all()]
 
 
 async def _products(

@@ -54,12 +54,19 @@ TAKEN = ("pickup", *STORE_FULFILMENT)
 
 
 class OrderLike(Protocol):
-    id: str
-    store: str
-    platform: str
-    status: str
-    items: tuple[OrderItem, ...]
-    refunded_at: str | None
+    # Read-only, as a frozen StoredOrder's fields are.
+    @property
+    def id(self) -> str: ...
+    @property
+    def store(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def items(self) -> tuple[OrderItem, ...]: ...
+    @property
+    def refunded_at(self) -> str | None: ...
 
 
 class RestoreError(ValueError):

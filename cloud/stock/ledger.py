@@ -90,7 +90,7 @@ class LedgerEntry:
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> LedgerEntry:
+    def from_row(cls, row: Mapping[Any, Any]) -> LedgerEntry:
         return cls(
             id=int(row["id"]),
             store=row["store_id"],

@@ -48,7 +48,7 @@ class Product:
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Product:
+    def from_row(cls, row: Mapping[Any, Any]) -> Product:
         return cls(
             barcode=row["barcode"],
             name=row["name"],

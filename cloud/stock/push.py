@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ class StockPush(PollingWorker):
             await asyncio.sleep(self.debounce_s)  # let a burst gather
             dirty, self._dirty = self._dirty, {}
             for store, barcodes in dirty.items():
-                await self._guarded(lambda s=store, b=barcodes: self.stage(s, b))
+                await self._guarded(functools.partial(self.stage, store, barcodes))
         await self._guarded(self._start_due)
         if asyncio.get_running_loop().time() - self._reconciled_at > self.poll_s:
             self._reconciled_at = asyncio.get_running_loop().time()

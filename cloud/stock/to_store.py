@@ -85,6 +85,7 @@ class CatalogSender:
             if bus is None:
                 self._note(store, products, "unsent", "no MQTT bus in this hub")
                 return
+            error: str | None
             offline = bus.store_online(store) is False
             try:
                 reply = await bus.send_command(

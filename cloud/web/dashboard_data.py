@@ -408,8 +408,8 @@ async def sales_since(db: Database, store: str, first_day: dt.date) -> list[Sale
         out.append(
             Sale(day_of(r["picked_up_at"]), r["platform"], int(r["total"]), deductions, lines)
         )
-    for r in event_rows:
-        data = _data(r.envelope)
+    for ev in event_rows:
+        data = _data(ev.envelope)
         if isinstance(data.get("order"), str) and data["order"] in order_ids:
             continue
         total = yuan_to_fen(data.get("total"))
@@ -424,7 +424,7 @@ async def sales_since(db: Database, store: str, first_day: dt.date) -> list[Sale
         )
         if total is None:
             total = sum(line.amount for line in lines)
-        out.append(Sale(day_of(r.ts), str(data.get("channel") or "checkout"), total, 0, lines))
+        out.append(Sale(day_of(ev.ts), str(data.get("channel") or "checkout"), total, 0, lines))
     return out
 
 

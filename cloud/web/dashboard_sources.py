@@ -178,6 +178,7 @@ async def restore_stock(app: web.Application, store: str, order_id: str, by: str
     if order is None:
         raise RestoreError(f"store {store} has no order {order_id[:80]!r}")
     try:
+        # The stock service behind the read-only protocol this module types it as.
         entries = await service.feed.restore(order, by=by)  # type: ignore[attr-defined]
     except FeedRestoreError as e:
         raise RestoreError(str(e)) from None

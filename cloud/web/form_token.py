@@ -103,7 +103,7 @@ class FormTokens:
                 self._key,
                 algorithms=["HS256"],
                 audience=AUDIENCE,
-                options=options,  # type: ignore[arg-type]
+                options=options,  # type: ignore[arg-type]  # PyJWT types it as its Options TypedDict
             )
         except jwt.ExpiredSignatureError:
             raise FormTokenError("the question expired", expired=True) from None

@@ -15,7 +15,7 @@ SVG_NS = "http://www.w3.org/2000/svg"
 def _qr(text: str, **kw: object) -> qrcode.QRCode:
     # M: a phone screen under shop lighting has glare; 4 modules of quiet zone, as the
     # standard asks, so door scanners find the code at once.
-    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, **kw)  # type: ignore[arg-type]
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, **kw)
     qr.add_data(text)
     qr.make(fit=True)
     return qr

@@ -32,6 +32,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         # The router's own 404/405 come as text; keep every error the same shape.
         message = f"{exc.reason}: {request.method} {request.path}"
+        # type(exc) is one of aiohttp's HTTPException classes, as json_error takes.
         raise json_error(type(exc), message) from None  # type: ignore[arg-type]
     except Exception:
         log.exception("control API: %s %s failed", request.method, request.path)
@@ -46,7 +47,8 @@ def build_app(hardware: Hardware) -> web.Application:
         return web.json_response(hardware.describe())
 
     async def post_unplug(request: web.Request) -> web.Response:
-        device = find_device(devices, request.match_info["id"], SimDevice, "device")
+        # SimDevice is abstract: any device will do here, as every one can be unplugged.
+        device = find_device(devices, request.match_info["id"], SimDevice, "device")  # type: ignore[type-abstract]
         body = await read_body(request, UnplugBody)
         try:
             await device.unplug(body.seconds)

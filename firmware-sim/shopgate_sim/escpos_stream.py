@@ -417,7 +417,7 @@ def _with(style: Style, **changes: object) -> Style:
         "align": style.align,
     }
     values.update(changes)
-    return Style(**values)  # type: ignore[arg-type]
+    return Style(**values)  # type: ignore[arg-type]  # values: Style's own fields, changed
 
 
 def _gb18030_length(buf: bytearray, j: int) -> int:

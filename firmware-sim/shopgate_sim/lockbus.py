@@ -77,10 +77,10 @@ class LockBusSpec(DeviceSpec):
     @model_validator(mode="after")
     def _wiring_adds_up(self) -> LockBusSpec:
         boards = {}
-        for board in self.boards:
-            if board.address in boards:
-                raise ValueError(f"board {board.address} is listed twice")
-            boards[board.address] = board
+        for spec in self.boards:
+            if spec.address in boards:
+                raise ValueError(f"board {spec.address} is listed twice")
+            boards[spec.address] = spec
         door_ids: set[str] = set()
         channels: set[tuple[int, int]] = set()
         for door in self.doors:

@@ -248,7 +248,7 @@ class VendingMachine(SerialDevice):
             self.send(frame)
         except DeviceUnplugged:
             return
-        exchange = _Exchange(kind, time.monotonic())  # type: ignore[arg-type]
+        exchange = _Exchange(kind, time.monotonic())  # type: ignore[arg-type]  # kind: a frame kind
         loop = asyncio.get_running_loop()
         exchange.deadline = loop.call_later(self._answer_s, self._no_answer, exchange)
         self._exchange = exchange

@@ -49,7 +49,7 @@ class Message:
 def explain(errors: Iterable[ErrorDetails], data: Any, model: type[BaseModel]) -> list[Message]:
     """One message per problem in `errors`, from validating `data` against `model`."""
     located = [_Located(e, *_split_loc(e, data)) for e in errors]
-    out: list[Message] = []
+    out: list[_Located] = []
     for group in _union_groups(located):
         out.extend(group)
     return [_message(item, data, model) for item in _dedupe(out)]
