@@ -35,6 +35,7 @@ from agent.devices.base import (
     ScanRead,
 )
 from agent.devices.registry import build_device
+from agent.hub_client import HubClient
 from agent.journal import Journal, JournalError
 from agent.model.commands import UNSUPPORTED, Caller, CommandError
 from agent.model.ids import new_ulid
@@ -81,6 +82,8 @@ class Agent:
         )
         self.catalog: dict[str, dict[str, Any]] = {}
         self.relay: Relay | None = None
+        # The one HTTP client for the hub: relay, order sync and payments share it.
+        self.hub = HubClient(cfg.hub.url, cfg.store.id, cfg.hub.token)
         self.remote: RemoteOps | None = None
         self.order_sync: OrderSync | None = None
         self.hub_keys: HubKeys | None = None
@@ -166,6 +169,7 @@ class Agent:
         if self.relay is not None:
             await self.relay.stop()  # at most ~2 s; delivery is at-least-once anyway
             self.relay = None
+        await self.hub.close()
         if self.journal:
             await self.journal.close()
             self.journal = None
@@ -293,6 +297,7 @@ class Agent:
             state_changed=self.state_changed,
             spawn=self._spawn,
             hub_online=lambda: self.remote is not None and self.remote.connected,
+            hub=self.hub,
             command=self.local_command,
         )
         store.services = build_services(ctx)
@@ -306,20 +311,15 @@ class Agent:
 
     async def _start_relay(self, cfg: AgentConfig) -> None:
         assert self.journal is not None
-        self.relay = Relay(
-            self.journal,
-            hub_url=cfg.hub.url,
-            store_id=cfg.store.id,
-            token=cfg.hub.token,
-            now=self.clock.now,
-        )
+        if (self.hub.base, self.hub.token) != (cfg.hub.url.rstrip("/"), cfg.hub.token):
+            await self.hub.close()  # a reload moved the store to another hub, or a new token
+            self.hub = HubClient(cfg.hub.url, cfg.store.id, cfg.hub.token)
+        self.relay = Relay(self.journal, hub=self.hub, now=self.clock.now)
         await self.relay.start()
         self._spawn(self._watch_outbox())
         self.order_sync = OrderSync(
             self.orders,
-            hub_url=cfg.hub.url,
-            store_id=cfg.store.id,
-            token=cfg.hub.token,
+            hub=self.hub,
             verifier=self.verifier,
             journal=self.journal,
             now=self.clock.now,

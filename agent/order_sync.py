@@ -40,10 +40,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
+from agent.hub_client import HubClient
 from agent.journal import Journal, JournalError, PutSetting
 from agent.rules.passes import PassVerifier, Rejected
 from agent.rules.signed_sync import SyncAnswer, looks_signed, next_high_water, verify_sync
@@ -108,9 +108,10 @@ class OrderSync:
         self,
         orders: PendingOrders | Callable[[], PendingOrders],
         *,
-        hub_url: str,
-        store_id: str,
-        token: str,
+        hub_url: str = "",
+        store_id: str = "",
+        token: str = "",
+        hub: HubClient | None = None,
         verifier: PassVerifier,
         journal: Journal | None = None,
         interval_s: float = INTERVAL_S,
@@ -121,10 +122,11 @@ class OrderSync:
     ) -> None:
         # A callable, because the agent builds a new PendingOrders on each config reload.
         self._orders = orders if callable(orders) else (lambda: orders)
-        base = hub_url.rstrip("/")
-        self._url = f"{base}/api/v1/stores/{quote(store_id, safe='')}/orders"
-        self._store = store_id
-        self._token = token
+        # The agent's shared client (agent/hub_client.py), or one of its own (tools, tests).
+        self._owns_hub = hub is None
+        self._hub = hub or HubClient(hub_url, store_id, token)
+        self._url = self._hub.store_url("orders")
+        self._store = self._hub.store_id
         self._verifier = verifier  # the agent's own: keys rotated by keys.set apply here too
         self._journal = journal
         self.high_water: float | None = None  # iat of the newest answer taken (capped)
@@ -133,7 +135,7 @@ class OrderSync:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._now = now
         self._cursor: str | None = None  # the hub's `now` at the last good pass, less margin
-        self._session: aiohttp.ClientSession | None = None
+        self._started = False
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -149,10 +151,7 @@ class OrderSync:
         if self._journal is not None:
             mark = (await self._journal.load_state()).settings.get(HIGH_WATER)
             self.high_water = float(mark) if isinstance(mark, int | float) else None
-        headers = {"Accept": JWT}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        self._session = aiohttp.ClientSession(headers=headers, timeout=self._timeout)
+        self._started = True
         self._task = asyncio.get_running_loop().create_task(self._run(), name="order-sync")
 
     async def stop(self) -> None:
@@ -160,9 +159,9 @@ class OrderSync:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._started = False
+        if self._owns_hub:
+            await self._hub.close()
 
     def sync_now(self) -> None:
         """Sync soon, even during a backoff (an MQTT reconnect, the `sync` command)."""
@@ -293,12 +292,17 @@ class OrderSync:
         return done
 
     async def _get(self, params: dict[str, str]) -> SyncAnswer:
-        session = self._session
-        if session is None:
+        if not self._started:
             raise SyncFailed("not started")
+        session = self._hub.session()
         nonce = secrets.token_urlsafe(24)
         try:
-            async with session.get(self._url, params={**params, "nonce": nonce}) as resp:
+            async with session.get(
+                self._url,
+                params={**params, "nonce": nonce},
+                headers={"Accept": JWT},
+                timeout=self._timeout,
+            ) as resp:
                 if resp.status != 200:
                     text = (await resp.text())[:300]
                     raise SyncFailed(f"the hub answered {resp.status}: {text}")

@@ -60,14 +60,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
 from agent.clock import format_rfc3339
+from agent.hub_client import HubClient
 from agent.journal import Event, Journal, JournalError
 from agent.journal.state import OutboxSummary
 from runtime.backoff import Backoff
+
+_BATCH_HEADERS = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +108,10 @@ class Relay:
         self,
         journal: Journal,
         *,
-        hub_url: str,
-        store_id: str,
-        token: str,
+        hub_url: str = "",
+        store_id: str = "",
+        token: str = "",
+        hub: HubClient | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         now: Callable[[], float] = time.time,
         retry_min_s: float = RETRY_MIN_S,
@@ -121,8 +124,10 @@ class Relay:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         self._journal = journal
-        self._url = f"{hub_url.rstrip('/')}/api/v1/stores/{quote(store_id, safe='')}/events"
-        self._token = token
+        # The agent's shared client (agent/hub_client.py), or one of its own (tools, tests).
+        self._owns_hub = hub is None
+        self._hub = hub or HubClient(hub_url, store_id, token)
+        self._url = self._hub.store_url("events")
         self._batch_size = batch_size
         self._now = now
         self._retry_min_s = retry_min_s
@@ -131,7 +136,6 @@ class Relay:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._stop_grace_s = stop_grace_s
         self._stats_refresh_s = stats_refresh_s
-        self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._outbox = OutboxSummary(0, None, 0)  # the snapshot behind stats()
@@ -157,11 +161,7 @@ class Relay:
     async def start(self) -> None:
         if self._task is not None:
             return
-        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
         await self.refresh_stats()
-        self._session = aiohttp.ClientSession(headers=headers, timeout=self._timeout)
         self._journal.add_events_listener(self._on_events)
         self._wake.set()  # whatever the journal already holds goes first
         loop = asyncio.get_running_loop()
@@ -192,9 +192,8 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stats_task
             self._stats_task = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._owns_hub:
+            await self._hub.close()
 
     def sync_now(self) -> None:
         """Send what is pending now, cutting any backoff short."""
@@ -335,10 +334,11 @@ class Relay:
 
     async def _post(self, body: bytes) -> tuple[int, str, float | None]:
         """(status, answer text, Retry-After seconds); no answer at all is _Unavailable."""
-        assert self._session is not None
         self._requests += 1
         try:
-            async with self._session.post(self._url, data=body) as resp:
+            async with self._hub.session().post(
+                self._url, data=body, headers=_BATCH_HEADERS, timeout=self._timeout
+            ) as resp:
                 text = await resp.text(errors="replace")
                 return resp.status, text, _retry_after(resp.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -387,7 +387,7 @@ class Relay:
         return Backoff(self._retry_min_s, self._retry_max_s).delay(self._failures - 1)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "[token]") if self._token else text
+        return self._hub.redact(text)
 
 
 def _encode(events: Sequence[Event]) -> bytes:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
 from agent.config.schema import AgentConfig
 from agent.doctor.report import Check, failed, passed
+from agent.hub_client import HubClient
 from runtime.mqtt.settings import parse_mqtt_url
 from runtime.mqtt.tls import MqttSetupError, tls_context
 
@@ -65,13 +65,9 @@ async def broker(cfg: AgentConfig, health: dict[str, Any] | None) -> Check:
 
 
 async def hub(cfg: AgentConfig) -> Check:
-    url = f"{cfg.hub.url.rstrip('/')}/api/v1/stores/{quote(cfg.store.id, safe='')}/orders"
-    headers = {"Authorization": f"Bearer {cfg.hub.token}"} if cfg.hub.token else {}
+    client = HubClient(cfg.hub.url, cfg.store.id, cfg.hub.token, timeout_s=TIMEOUT_S)
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session,
-            session.get(url, headers=headers) as resp,
-        ):
+        async with client.session().get(client.store_url("orders")) as resp:
             status = resp.status
     except TimeoutError:
         return failed(
@@ -80,7 +76,10 @@ async def hub(cfg: AgentConfig) -> Check:
             "check the network and hub.url in the config",
         )
     except aiohttp.ClientError as e:
-        return failed("hub", f"{cfg.hub.url}: {e}", "check the network and hub.url in the config")
+        where = f"{cfg.hub.url}: {client.redact(str(e))}"
+        return failed("hub", where, "check the network and hub.url in the config")
+    finally:
+        await client.close()
     if status == 200:
         return passed("hub", f"{cfg.hub.url} reachable; the store's token is accepted")
     if status in (401, 403):

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from agent.clock import Clock
 from agent.config.schema import AgentConfig
 from agent.devices.base import Device, DeviceEvent
+from agent.hub_client import HubClient
 from agent.journal import Journal
 from agent.model.commands import Handler
 from agent.services.orders import PendingOrders
@@ -42,6 +43,7 @@ class StoreContext:
     # Run a coroutine in the background; `inflight` ones are drained before a stop.
     spawn: Callable[..., None]
     hub_online: Callable[[], bool]  # is the hub reachable right now (the MQTT session up)?
+    hub: HubClient  # the agent's one HTTP client for its hub (agent/hub_client.py)
     # Run another service's command from inside the store, e.g. checkout asks for
     # `print` {printer, receipt}: (name, args, by) -> result; raises CommandError
     # (`unsupported` when no service has it). Services never hold each other directly.

@@ -355,7 +355,7 @@ class SelfCheckout(StoreService):
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
         cfg = ctx.cfg
-        self._hub = HubPayments(cfg.hub.url, cfg.store.id, cfg.hub.token)
+        self._hub = HubPayments(ctx.hub)
         self.points = {c.id: CheckoutPoint(c, ctx, self._hub) for c in cfg.checkout}
         self._by_scanner = {p.cfg.scanner: p for p in self.points.values()}
         self._ticker: asyncio.Task[None] | None = None

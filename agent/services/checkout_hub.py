@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from agent.hub_client import HubClient
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 5.0
@@ -28,18 +30,13 @@ class HubPaymentError(Exception):
 
 
 class HubPayments:
-    def __init__(
-        self, hub_url: str, store: str, token: str, *, timeout_s: float = REQUEST_TIMEOUT_S
-    ) -> None:
-        self._base = f"{hub_url.rstrip('/')}/api/v1/stores/{quote(store, safe='')}/payments"
-        self._token = token
+    def __init__(self, hub: HubClient, *, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        self._hub = hub  # the agent's one client for its hub: the app closes it
+        self._base = hub.store_url("payments")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        """Nothing of its own to close: the session is the agent's."""
 
     async def create(
         self, *, checkout: str, cart: str, amount: float, items: list[dict[str, Any]], ttl_s: int
@@ -60,11 +57,8 @@ class HubPayments:
         return reply["payment"]
 
     async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        if self._session is None:
-            headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-            self._session = aiohttp.ClientSession(headers=headers, timeout=self._timeout)
         try:
-            async with self._session.post(url, json=body) as resp:
+            async with self._hub.session().post(url, json=body, timeout=self._timeout) as resp:
                 try:
                     reply = await resp.json(content_type=None)
                 except ValueError:
