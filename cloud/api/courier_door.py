@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -20,6 +19,7 @@ from cloud import signing
 from cloud.api.appkeys import CONFIG
 from cloud.api.auth import public
 from cloud.api.errors import ApiError
+from cloud.api.openapi_ops import json_content as _json
 from cloud.api.orders import ORDER_SERVICE
 from cloud.api.stock import json_body
 from cloud.bus import BUS
@@ -122,10 +122,6 @@ async def claim(request: web.Request) -> web.Response:
             "note": order.note,
         }
     )
-
-
-def _json(schema: Mapping[str, object], description: str) -> dict[str, object]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -28,6 +27,7 @@ from cloud.api.appkeys import CONFIG, DB
 from cloud.api.auth import public
 from cloud.api.errors import ApiError
 from cloud.api.hub_key import hub_signing_key, install
+from cloud.api.openapi_ops import json_content as _json
 from cloud.api.stock import json_body
 from cloud.enrollment import codes
 from cloud.enrollment.bundle import TemplateError, bundle, store_settings
@@ -116,10 +116,6 @@ async def enroll(request: web.Request) -> web.Response:
     await limiter.refund(counted)
     log.info("store %s enrolled", store.id, extra={"agent_key": fp})
     return web.json_response(bundle(cfg, store, key, kid, settings))
-
-
-def _json(schema: Mapping[str, object], description: str) -> dict[str, object]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 _ERROR = {"$ref": "#/components/schemas/Error"}

@@ -8,6 +8,7 @@ cloud/api/erp.py does), which win over these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 Operation = dict[str, Any]
@@ -17,8 +18,12 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def json_content(schema: Mapping[str, Any], description: str) -> dict[str, Any]:
+    """A response (or request body) described by `schema`, as application/json."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_json = json_content
 
 
 def error_response(description: str) -> dict[str, Any]:

@@ -12,35 +12,14 @@ from sqlalchemy import select
 
 from cloud.db.engine import Database
 from cloud.db.tables import orders, platform_calls
-from cloud.failing_work import Trouble
+from cloud.failing_work import Trouble, retrying_or_given_up
 
 
 async def failing_calls(db: Database, *, at_least: int, since: str, limit: int) -> list[Trouble]:
     """Calls still retrying after `at_least` tries, and those given up on since `since`."""
-    c = platform_calls.c
-    query = (
-        select(c.id, c.store_id, c.platform, c.kind, c.status, c.attempts, c.error)
-        .where(
-            ((c.status == "pending") & (c.attempts >= at_least))
-            | ((c.status == "failed") & (c.updated_at >= since))
-        )
-        .limit(limit)
+    return await retrying_or_given_up(
+        db, platform_calls, "platform", "platform", at_least=at_least, since=since, limit=limit
     )
-    async with db.read() as conn:
-        rows = (await conn.execute(query)).all()
-    return [
-        Trouble(
-            "platform",
-            r.store_id,
-            r.platform,
-            r.attempts,
-            r.error or "",
-            gave_up=r.status != "pending",
-            ident=r.id,
-            kind=r.kind,
-        )
-        for r in rows
-    ]
 
 
 @dataclass(frozen=True, slots=True)
