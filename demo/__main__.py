@@ -264,11 +264,12 @@ def story(
     else:
         say("   right answer -> the page shows an entry pass QR to scan at the door")
 
-    scenes.locker(stage, 11)
-    stocktake = scenes.catalog(stage, 12)
-    moved = scenes.vending(stage, 13)
-    scenes.stock(stage, 14, stocktake, moved)
-    scenes.owner_pages(stage, 15, DEMO_MERCHANT_TOKEN)
+    scenes.courier_at_poster(stage, 11)
+    scenes.locker(stage, 12)
+    stocktake = scenes.catalog(stage, 13)
+    moved = scenes.vending(stage, 14)
+    scenes.stock(stage, 15, stocktake, moved)
+    scenes.owner_pages(stage, 16, DEMO_MERCHANT_TOKEN)
     say(f"\nlogs: {RUN}/agent.log, {RUN}/sim.log, {RUN}/hub.log; journal: {journal.path}")
 
 

@@ -209,3 +209,40 @@ def owner_pages(stage: Stage, number: int, demo_token: str) -> None:
     expect(doc.get("openapi", "").startswith("3.") and bool(doc.get("paths")), "OpenAPI")
     say(f"   {stage.hub_url}/api/v1/openapi.json  (the hub's API: OpenAPI {doc['openapi']},")
     say(f"   {len(doc['paths'])} paths; open it in Swagger UI or Postman)")
+
+
+def courier_at_poster(stage: Stage, number: int) -> None:
+    """A rider with no pickup code scans the door poster, finds their order in the list
+    and types the last 4 digits of the Meituan order number (CONTRACTS section 8)."""
+    say(f"{number}. A Meituan rider with no code scans the door poster (骑手取货):")
+    mt_id = f"{int(time.time())}8415"
+    chips = {"sku": "chips", "barcode": "6920202888883", "name": "乐事薯片 原味", "qty": 1,
+             "price": 6.5}  # fmt: skip
+    stage.meituan.push_order(stage.hub_url, mt_id, [chips], day_seq=31)
+    order_id = f"meituan-{mt_id}"
+    wait_for(lambda: stage.journal.order_status(order_id) == "pending", "the order at the store")
+    door = f"/api/v1/stores/{STORE}/doors/front/courier"
+    listed = hub_api(stage.hub_url, "", "GET", door)["orders"]
+    shown = ", ".join(f"{o['platform']} #{o['day_seq']}" for o in listed)
+    say(f"   the poster's courier side lists the open orders (no customer names): {shown}")
+    say(f"   {stage.hub_url}/s/{STORE}/front/courier  (try it in a phone browser: tail 8415)")
+    before = stage.sim.unlocks()
+    claimed = hub_api(
+        stage.hub_url, "", "POST", door, {"platform": "meituan", "day_seq": 31, "tail": "8415"}
+    )
+    expect(claimed["order"] == order_id, f"the claim names {order_id}")
+    wait_for(lambda: stage.sim.unlocks() > before, "the door to open for the rider")
+    picks = "; ".join(
+        f"{i['qty']} x {i['name']} (shelf {i['shelf'] or '-'})" for i in claimed["items"]
+    )
+    say(f"   rider types #31 and 8415 -> 门已打开 (opened: {claimed['opened']}); take: {picks}")
+    wait_for(
+        lambda: (
+            stage.journal.events("pickup.completed")
+            and any(
+                e["data"]["order"] == order_id for e in stage.journal.events("pickup.completed")
+            )
+        ),
+        "pickup.completed",
+    )
+    say("   the agent journals pickup.completed; no pickup code was ever needed")

@@ -53,6 +53,7 @@ def test_the_demo_plays_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
     code = next(line.split()[-1] for line in slip if "取货码" in line)
     assert f'QR code on the slip: ["{code}"]' in out
     assert f"the courier types {code} at the door" in out
+    assert "rider types #31 and 8415 -> 门已打开 (opened: True)" in out
     assert "the customer takes it and shuts the compartment -> locker.closed" in out
     assert '"slot": 3, "barcode": "6901028075022", "order": null, "by": "shopgate-hub"' in out
     assert "-> vend.failed (jammed): refund ¥2.00 requested" in out
@@ -76,6 +77,7 @@ def test_the_demo_plays_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
         for e in journal.events("stock.changed")
     ]
     assert moves == [("6901028075022", -1, "locker"), ("6923450657713", -1, "vend")]
-    assert [j["kind"] for j in journal.print_jobs()] == ["pick_slip"]
+    # One pick slip per platform order: #27 (the code) and #31 (the rider at the poster).
+    assert [j["kind"] for j in journal.print_jobs()] == ["pick_slip", "pick_slip"]
 
     assert processes_with_run_dir(tmp_path) == []
