@@ -23,7 +23,15 @@ from cloud.api.openapi_ops import json_content as _json
 from cloud.api.orders import ORDER_SERVICE
 from cloud.api.stock import json_body
 from cloud.bus import BUS
-from cloud.couriers.door import PLATFORMS, Claimed, CourierDesk, CourierDoor, find_door, pick_list
+from cloud.couriers.door import (
+    PLATFORMS,
+    Claimed,
+    CourierDesk,
+    CourierDoor,
+    delivery_view,
+    find_door,
+    pick_list,
+)
 from cloud.couriers.tail import normalize_tail
 from cloud.limits.web import LIMITER, client_bucket
 from cloud.web.entry import VISITOR_COOKIE
@@ -120,6 +128,8 @@ async def claim(request: web.Request) -> web.Response:
             "pass": result.token,
             "items": pick_list(order),
             "note": order.note,
+            # Extension: where to deliver and whom to call, as the platform gives it.
+            "delivery": delivery_view(order),
         }
     )
 
@@ -175,6 +185,16 @@ OPENAPI_SCHEMAS = {
                 },
             },
             "note": {"type": "string"},
+            "delivery": {
+                "type": ["object", "null"],
+                "description": "Where to deliver, the customer's number as the platform "
+                "gives it (masked or virtual) and a map navigation link.",
+                "properties": {
+                    "address": {"type": "string"},
+                    "contact": {"type": "string"},
+                    "map": {"type": "string"},
+                },
+            },
         },
     },
 }

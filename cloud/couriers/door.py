@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -70,6 +71,23 @@ def find_door(stores: Sequence[StoreEntry], store_id: str, door: str) -> Courier
         if store.id == store_id and store.entry is not None and door in store.entry.doors:
             return CourierDoor(store, store.entry, door)
     return None
+
+
+def delivery_view(order: StoredOrder) -> dict[str, str] | None:
+    """Where the rider goes next and whom they call, with a map navigation link (高德
+    Amap's URI API: a marker at the platform's coordinates, else a search by address)."""
+    d = order.delivery
+    if not d:
+        return None
+    address, contact = str(d.get("address") or ""), str(d.get("contact") or "")
+    lat, lng = d.get("lat"), d.get("lng")
+    if isinstance(lat, int | float) and isinstance(lng, int | float):
+        link = f"https://uri.amap.com/marker?position={lng},{lat}&name={quote(address)}"
+    elif address:
+        link = f"https://uri.amap.com/search?keyword={quote(address)}"
+    else:
+        link = ""
+    return {"address": address, "contact": contact, "map": link}
 
 
 def pick_list(order: StoredOrder) -> list[dict[str, Any]]:

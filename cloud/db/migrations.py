@@ -38,7 +38,7 @@ from cloud.db.stock_tables import stock_tables
 from cloud.db.tables import metadata, schema_version
 from cloud.db.times import now_text
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 
 def _add_entry_attempts(conn: Connection) -> None:
@@ -93,6 +93,12 @@ def _adding(make_tables: Callable[[MetaData], tuple[Table, ...]]) -> Callable[[C
     return step
 
 
+def _add_order_delivery(conn: Connection) -> None:
+    # Version 4 builds `orders` with today's definition, which has the column already.
+    if "delivery" not in {c["name"] for c in inspect(conn).get_columns("orders")}:
+        conn.execute(text("ALTER TABLE orders ADD COLUMN delivery TEXT"))
+
+
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _add_entry_attempts,
     3: _add_delivery_tables,
@@ -103,6 +109,7 @@ STEPS: dict[int, Callable[[Connection], None]] = {
     8: _adding(payment_tables),
     9: _adding(limit_tables),
     10: _adding(enroll_tables),
+    11: _add_order_delivery,
 }
 
 # Any fixed number: hubs starting at once on one PostgreSQL database take turns migrating.

@@ -52,6 +52,8 @@ def order_tables(md: MetaData) -> tuple[Table, Table, Table, Table]:
         Column("updated_at", TIME, nullable=False),
         Column("picked_up_at", TIME, nullable=True),
         Column("refunded_at", TIME, nullable=True),
+        # JSON {address, contact, lat, lng} as the platform gives it (version 11).
+        Column("delivery", Text, nullable=True),
         UniqueConstraint("platform", "platform_order_id"),
         Index("ix_orders_store_updated", "store_id", "updated_at"),
         Index(

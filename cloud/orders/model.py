@@ -41,6 +41,7 @@ class StoredOrder:
     updated_at: str = ""
     picked_up_at: str | None = None
     refunded_at: str | None = None
+    delivery: Mapping[str, Any] | None = None  # {address, contact, lat, lng}
 
     @property
     def ref(self) -> OrderRef:
@@ -110,4 +111,5 @@ class StoredOrder:
             updated_at=row["updated_at"],
             picked_up_at=row["picked_up_at"],
             refunded_at=row["refunded_at"],
+            delivery=json.loads(row["delivery"]) if row.get("delivery") else None,
         )

@@ -175,6 +175,7 @@ class OrderService:
                     "fees": order.fees,
                     "commission": order.commission,
                     "courier": None,
+                    "delivery": _delivery_json(order),
                 },
                 detail=lambda code: f"{summary}, code {code}{suffix}",
                 source=source,
@@ -234,6 +235,7 @@ class OrderService:
                             fees=order.fees,
                             commission=order.commission,
                             courier=None,
+                            delivery=_delivery_json(order),
                             created_at=now,
                             updated_at=now,
                         )
@@ -570,3 +572,9 @@ def _ref_args(platform_order_id: str, shop_id: str) -> dict[str, str]:
 
 def _items_json(items: Sequence[Any]) -> str:
     return json.dumps([i.to_json() for i in items], ensure_ascii=False)
+
+
+def _delivery_json(order: NormalizedOrder) -> str | None:
+    return (
+        None if order.delivery is None else json.dumps(order.delivery.to_json(), ensure_ascii=False)
+    )

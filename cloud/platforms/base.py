@@ -128,6 +128,40 @@ class OrderItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the order goes and whom the rider calls, as the platform gives it (the
+    contact is the platform's masked or virtual number). Shown to the courier only after
+    they proved the order is theirs (cloud/couriers)."""
+
+    address: str = ""
+    contact: str = ""
+    lat: float | None = None
+    lng: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address, "contact": self.contact, "lat": self.lat, "lng": self.lng}
+
+
+def delivery_from(
+    address: object, contact: object, lat: object = None, lng: object = None
+) -> Delivery | None:
+    """A Delivery from a platform's fields, None when it gives none of them."""
+
+    def number(v: object) -> float | None:
+        try:
+            f = float(v)  # type: ignore[arg-type]  # str, int or float from the platform
+        except (TypeError, ValueError):
+            return None
+        return f if -180.0 <= f <= 180.0 and f != 0.0 else None
+
+    text = str(address or "").strip()[:300]
+    phone = str(contact or "").strip()[:64]
+    if not text and not phone:
+        return None
+    return Delivery(text, phone, number(lat), number(lng))
+
+
+@dataclass(frozen=True, slots=True)
 class NormalizedOrder:
     """An order as any platform describes it, in one shape."""
 
@@ -143,6 +177,7 @@ class NormalizedOrder:
     platform_status: str = ""
     cancelled: bool = False  # the platform already reports it cancelled
     view_id: str = ""  # the number the platform shows people, when not the order id
+    delivery: Delivery | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from cloud import consttime
 from cloud.platforms.base import (
+    Delivery,
     ItemFields,
     NormalizedOrder,
     OrderRef,
@@ -46,6 +47,7 @@ from cloud.platforms.base import (
     PushKind,
     PushRequest,
     StockLine,
+    delivery_from,
     id_field,
     int_field,
     json_object,
@@ -181,7 +183,15 @@ def normalize(detail: Mapping[str, Any]) -> NormalizedOrder:
         fees=int_field(detail, "post_amount", default=0),
         platform_status=status,
         cancelled=status == STATUS_CANCELLED,
+        delivery=_delivery(detail),
     )
+
+
+def _delivery(detail: Mapping[str, Any]) -> Delivery | None:
+    """shop_order_detail's post_addr.detail and post_tel (masked), our reading."""
+    addr = detail.get("post_addr")
+    text = addr.get("detail") if isinstance(addr, Mapping) else None
+    return delivery_from(text, detail.get("post_tel"))
 
 
 class DouyinClient(PlatformClient):

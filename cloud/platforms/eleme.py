@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from cloud.platforms.base import (
+    Delivery,
     ItemFields,
     NormalizedOrder,
     OrderRef,
@@ -39,6 +40,7 @@ from cloud.platforms.base import (
     PushRequest,
     StockLine,
     check_signed_form,
+    delivery_from,
     form_params,
     id_field,
     int_field,
@@ -194,6 +196,20 @@ def normalize(data: Mapping[str, Any]) -> NormalizedOrder:
         platform_status=status,
         cancelled=status == STATUS_CANCELLED,
         view_id=text_field(order, "eleme_order_id", "order."),
+        delivery=_delivery(data),
+    )
+
+
+def _delivery(data: Mapping[str, Any]) -> Delivery | None:
+    """order.get's `user` (address, phone: the masked number, coord), our reading of the
+    Eleme retail order document."""
+    user = data.get("user")
+    if not isinstance(user, Mapping):
+        return None
+    found = user.get("coord")
+    coord: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    return delivery_from(
+        user.get("address"), user.get("phone"), coord.get("latitude"), coord.get("longitude")
     )
 
 

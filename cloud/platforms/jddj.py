@@ -34,6 +34,7 @@ from cloud.platforms.base import (
     PushRequest,
     StockLine,
     check_signed_form,
+    delivery_from,
     form_params,
     id_field,
     int_field,
@@ -117,6 +118,13 @@ def normalize(order: Mapping[str, Any]) -> NormalizedOrder:
         # The order query does not give JD's commission (the settlement API does).
         platform_status=status,
         cancelled=status in CANCELLED_STATUSES,
+        # /djapi/order/es/query's buyer fields (buyerMobile: JD's virtual number).
+        delivery=delivery_from(
+            order.get("buyerFullAddress"),
+            order.get("buyerMobile"),
+            order.get("buyerLat"),
+            order.get("buyerLng"),
+        ),
     )
 
 

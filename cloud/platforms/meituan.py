@@ -45,6 +45,7 @@ from cloud.platforms.base import (
     PushKind,
     PushRequest,
     StockLine,
+    delivery_from,
     form_params,
     id_field,
     int_field,
@@ -165,6 +166,13 @@ def _order(params: Mapping[str, str]) -> NormalizedOrder:
         platform_status=status,
         cancelled=status == STATUS_CANCELLED,
         view_id=text_field(params, "wm_order_id_view"),
+        # The order push's recipient fields (Meituan waimai open platform, order push).
+        delivery=delivery_from(
+            params.get("recipient_address"),
+            params.get("recipient_phone"),
+            params.get("latitude"),
+            params.get("longitude"),
+        ),
     )
 
 

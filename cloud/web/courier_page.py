@@ -28,6 +28,7 @@ from cloud.couriers.door import (
     Claimed,
     CourierDesk,
     CourierDoor,
+    delivery_view,
     find_door,
     pick_list,
 )
@@ -163,6 +164,7 @@ async def courier_claim(request: web.Request) -> web.StreamResponse:
         opened=result.opened is True,
         items=pick_list(order),
         note=order.note,
+        delivery=delivery_view(order),
         qr_svg=pass_svg(result.token, label="取货二维码"),
         minutes=max(1, desk.pass_ttl_s // 60),
         help_url=door.store.courier_help_url,

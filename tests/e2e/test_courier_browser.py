@@ -89,6 +89,9 @@ def test_a_rider_scans_the_poster_picks_their_order_and_the_door_opens(
             picks = phone.locator("#picks").inner_text()
             assert "可口可乐 330ml" in picks and "× 2" in picks
             assert order.note in phone.locator("#note").inner_text()
+            assert order.address in phone.locator("#delivery").inner_text()
+            assert phone.locator("#map").get_attribute("href").startswith("https://uri.amap.com/")
+            assert phone.locator("#contact").inner_text() == order.phone
             phone.screenshot(path=str(SCREENSHOTS / "shopgate-courier-open.png"), full_page=True)
             assert phone.problems == []
 

@@ -61,6 +61,7 @@ async def test_a_courier_claims_their_order_at_the_door_and_it_opens(
             [mine] = [o for o in listed["orders"] if o["day_seq"] == 27]
             assert mine["platform"] == "meituan" and mine["ordered_at"]
             assert set(mine) == {"platform", "day_seq", "ordered_at"}  # no customer in it
+            assert order.address not in str(listed) and order.phone not in str(listed)
 
             wrong = await asyncio.to_thread(
                 claim, hub, {"platform": "meituan", "day_seq": 27, "tail": "1234"}
@@ -83,6 +84,9 @@ async def test_a_courier_claims_their_order_at_the_door_and_it_opens(
                 ("薯片 Chips", 1),
             }
             assert body["note"] == order.note
+            delivery = body["delivery"]
+            assert delivery["address"] == order.address and delivery["contact"] == order.phone
+            assert delivery["map"].startswith(f"https://uri.amap.com/marker?position={order.lng},")
             assert unlocks(sim) == 1
             agent.wait_event("pickup.completed", lambda e: e["data"]["order"] == order_id)
             done = await meituan.wait_for_call("picking_done", within_s=15)

@@ -58,6 +58,11 @@ class FakeOrder:
         ]
     )
     note: str = "少放冰 no ice"
+    # Where it goes and the customer's number as platforms give it (masked/virtual).
+    address: str = "上海市徐汇区漕溪北路 88 号 3 楼"
+    phone: str = "138****5678"
+    lat: float = 31.1935
+    lng: float = 121.4365
     total: int = 1950  # fen
     fees: int = 0
     commission: int = 195
@@ -338,6 +343,10 @@ class FakePlatform:
                 # Meituan URL-encodes the JSON once more inside the form.
                 "detail": quote(json.dumps(detail, ensure_ascii=False)),
                 "caution": order.note,
+                "recipient_address": order.address,
+                "recipient_phone": order.phone,
+                "latitude": str(order.lat),
+                "longitude": str(order.lng),
                 "total": _yuan(order.total),
                 "shipping_fee": _yuan(order.fees),
                 "poi_receive_detail": json.dumps({"foodShareFeeChargeByPoi": order.commission}),
@@ -475,6 +484,11 @@ class FakePlatform:
                 "package_fee": 0,
                 "commission": order.commission,
             },
+            "user": {
+                "address": order.address,
+                "phone": order.phone,
+                "coord": {"latitude": order.lat, "longitude": order.lng},
+            },
             "products": [
                 [
                     {
@@ -526,6 +540,10 @@ class FakePlatform:
             "produceStationNo": order.shop,
             "produceStationName": "演示店",
             "orderBuyerRemark": order.note,
+            "buyerFullAddress": order.address,
+            "buyerMobile": order.phone,
+            "buyerLat": order.lat,
+            "buyerLng": order.lng,
             "orderBuyerPayableMoney": order.total,
             "orderFreightMoney": order.fees,
             "packagingMoney": 0,
@@ -589,6 +607,8 @@ class FakePlatform:
             "shop_id": order.shop,
             "order_status": 2,
             "buyer_words": order.note,
+            "post_addr": {"detail": order.address},
+            "post_tel": order.phone,
             "pay_amount": order.total,
             "post_amount": order.fees,
             "sku_order_list": [
