@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="hub.yaml (default: $SHOPGATE_HUB_CONFIG, else /etc/shopgate/hub.yaml, else "
-        "./hub.yaml)",
+        "./hub.yaml, else the checkout's demo hub.yaml)",
     )
     enroll.add_argument("--db", metavar="URL", help="database URL, as for `run`")
     enroll.add_argument(

@@ -18,12 +18,20 @@ from runtime.config.errors import ConfigError
 PROG = "shopgate-hub enroll-code"
 
 
+# The demo hub's config in a source checkout (the repository's hub.yaml).
+CHECKOUT_CONFIG = Path(__file__).resolve().parents[2] / "hub.yaml"
+
+
 def default_config() -> Path:
+    """$SHOPGATE_HUB_CONFIG, else the installed /etc/shopgate/hub.yaml, else ./hub.yaml,
+    else this checkout's demo hub.yaml."""
     env = os.environ.get("SHOPGATE_HUB_CONFIG")
     if env:
         return Path(env)
-    system = Path("/etc/shopgate/hub.yaml")
-    return system if system.exists() else Path("hub.yaml")
+    for candidate in (Path("/etc/shopgate/hub.yaml"), Path("hub.yaml"), CHECKOUT_CONFIG):
+        if candidate.exists():
+            return candidate
+    return Path("/etc/shopgate/hub.yaml")
 
 
 def qr_payload(code: str, hub_url: str | None) -> str:
