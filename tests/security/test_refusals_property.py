@@ -236,7 +236,8 @@ def test_generated_bad_commands_are_refused_and_nothing_runs(tmp_path: Path) -> 
         ran.append(caller.jti)
         return {}
 
-    clock = Clock(wall=lambda: NOW)
+    # Frozen: an attack 61 s ahead must stay ahead however long the run takes.
+    clock = Clock(wall=lambda: NOW, mono=lambda: 50.0)
     journal = loop.run_until_complete(Journal.open(tmp_path / "journal.db", STORE, clock))
     runner = CommandRunner(
         store=STORE,
