@@ -457,8 +457,8 @@ async def test_generated_bad_passes_and_commands_open_nothing_on_the_running_age
     command handler: nothing opens, nothing is granted, no command runs."""
     rng = random.Random(11)
     agent = store.agent
+    assert agent.journal is not None and agent.store is not None
     access = agent.store.access
-    assert agent.journal is not None
     runner = CommandRunner(  # as the MQTT transport builds it (agent/mqtt/client.py)
         store=STORE,
         journal=agent.journal,
