@@ -562,6 +562,15 @@ def weak_settings(cfg: HubConfig) -> list[tuple[Loc, str]]:
         )
     for i, store in enumerate(cfg.stores):
         secret(("stores", i, "token"), store.token, _TOKEN_FIX, minimum=24, empty_ok=False)
+        if store.mqtt_password is not None:
+            # Handed to the store at enrollment: the broker login of a real store.
+            secret(
+                ("stores", i, "mqtt_password"),
+                store.mqtt_password,
+                "set the password mosquitto_passwd gave this store (openssl rand -hex 24)",
+                minimum=exposure.MIN_SECRET_CHARS,
+                empty_ok=False,
+            )
     for i, merchant in enumerate(cfg.merchants):
         secret(("merchants", i, "token"), merchant.token, _TOKEN_FIX, minimum=24, empty_ok=False)
     for section, names in (("platforms", PLATFORM_NAMES), ("erp", ERP_NAMES)):

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 ISSUER = "shopgate-hub"
 DOOR_SCOPES = frozenset({"entry", "pickup", "staff"})
+# What a signed time came with, as `clock.jumped` names it for the operator.
+_TIME_SOURCES = {"ops": "command", "orders.sync": "order_sync"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +142,7 @@ class PassVerifier:
             # clock: a wrong store's, a wrong scope's or an overlong one's iat may not.
             problem = _timeless_problem(claims, store=store, scopes=scopes, caps=self.max_lifetime)
             if problem is None:
-                kind = "command" if claims.scope == "ops" else "pass"
-                self.clock.observe_signed_time(claims.iat, kind)
+                self.clock.observe_signed_time(claims.iat, _TIME_SOURCES.get(claims.scope, "pass"))
             now = max(now, self.clock.now())
             doubts_before = self.clock.doubts_before()
         return check_claims(

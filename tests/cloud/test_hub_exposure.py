@@ -17,7 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -400,3 +400,18 @@ async def test_the_hub_checks_the_sockets_it_bound_too(
     assert any(m.startswith("signing.kid: ") for m in refused), refused
     assert not any("listening on" in r.getMessage() for r in caplog.records)
     assert "demo-token" not in caplog.text
+
+
+def test_a_stores_broker_password_is_checked_like_its_token(run_dir: Path) -> None:
+    """The hub hands `stores[].mqtt_password` to the store at enrollment: on a reachable
+    hub a demo value or a short one would be the broker login of a real store."""
+
+    def weak(value: str) -> Callable[[dict[str, Any]], None]:
+        return lambda raw: raw["stores"][0].update(mqtt_password=value)
+
+    for value in ("demo-secret", "DEMO-TOKEN", "pw-12345"):
+        found = problems(_reachable_config(run_dir, weak(value)), strong_env(run_dir))
+        assert list(found) == ["stores.0.mqtt_password"], (value, found)
+        assert value.lower() not in found["stores.0.mqtt_password"][1].lower()  # never shown
+    strong = weak("a3f1c9e07b5d4e2f8a6c1b9d")
+    assert problems(_reachable_config(run_dir, strong), strong_env(run_dir)) == {}

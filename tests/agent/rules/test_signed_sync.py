@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.clock import Clock
 from agent.rules.passes import PassVerifier, Rejected
 from agent.rules.reasons import Reason
 from agent.rules.signed_sync import (
@@ -143,3 +144,36 @@ def test_the_high_water_mark_never_runs_ahead_of_the_agents_clock() -> None:
 )
 def test_only_a_compact_jws_looks_signed(text: str, signed: bool) -> None:
     assert looks_signed(text) is signed
+
+
+def test_an_answer_settles_the_clock_after_an_offline_boot_and_the_journal_says_by_what() -> None:
+    """After a reboot the agent cannot know how long it was off; the first signed answer
+    (fresh: it echoes this request's nonce) settles its clock, and the `clock.jumped`
+    it causes names order sync, not a pass, so an operator knows what moved the time."""
+    wall, mono, boot = [NOW - 86400.0], [500.0], ["boot-1"]
+    before = Clock(wall=lambda: wall[0], mono=lambda: mono[0], boot_id=lambda: boot[0])
+    before.observe_signed_time(NOW - 86400, "pass")
+    saved, anchor = before.now(), before.anchor()
+    # Off for a day; fake-hwclock brings the saved time back.
+    mono[0], boot[0] = 3.0, "boot-2"
+    clock = Clock(wall=lambda: wall[0], mono=lambda: mono[0], boot_id=lambda: boot[0])
+    clock.restore(saved, anchor)
+    clock.take_jumps()
+    assert clock.doubts_before() == saved
+    verifier = PassVerifier({"hub": HUB.public_key()}, skew_seconds=60, clock=clock)
+
+    taken = verify_sync(
+        verifier,
+        answer(),
+        store="s1",
+        now=clock.now(),
+        high_water=None,
+        nonce=NONCE,
+        status=["pending"],
+        updated_after=None,
+    )
+
+    assert isinstance(taken, SyncAnswer), taken
+    assert clock.doubts_before() is None and clock.now() == NOW
+    jumps = [(j.status, j.source) for j in clock.take_jumps()]
+    assert ("advanced", "order_sync") in jumps and ("advanced", "pass") not in jumps, jumps
