@@ -100,7 +100,7 @@ def breakdown(entries: list[str], *, steps: bool = True) -> dict[str, Any]:
     own = rss_kb([*loaded, *entries])
     rows.append(
         {
-            "step": f"+ our code ({', '.join(entries)})",
+            "step": f"+ our code ({', '.join(e for e in entries if e.split('.')[0] in OWN)})",
             "rss_mb": round(own / 1024, 1),
             "added_mb": round((own - imports) / 1024, 1),
         }
@@ -116,3 +116,20 @@ def breakdown(entries: list[str], *, steps: bool = True) -> dict[str, Any]:
 def process_rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+
+def mapped_packages(pid: int) -> list[str]:
+    """Top-level site-packages names whose compiled extensions process `pid` has mapped:
+    what a running process loaded lazily that importing its entry modules does not show
+    (pure-Python packages loaded lazily stay invisible here)."""
+    found: set[str] = set()
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            for marker in ("/site-packages/", "/dist-packages/"):
+                if marker in path and path.endswith(".so"):
+                    first = path.split(marker, 1)[1].split("/")[0]
+                    name = first.split(".")[0]
+                    if name.isidentifier() and not name.endswith("libs"):
+                        found.add(name)
+    return sorted(found - OWN)
