@@ -30,7 +30,9 @@ import contextlib
 import gzip
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -182,11 +184,50 @@ async def run_pushes(
     async with FakePlatform("meituan") as fake:
         hub = await asyncio.to_thread(hub_process, folder, broker, fake.url, db_url, stores)
         try:
-            return await push_rate(
-                hub.url, hub.proc.pid, fake, args.pushes, args.concurrency, stores
-            )
+            with profiled(hub.proc.pid, args.profile, folder.name):
+                return await push_rate(
+                    hub.url, hub.proc.pid, fake, args.pushes, args.concurrency, stores
+                )
         finally:
             await asyncio.to_thread(hub.stop, timeout=30)
+
+
+@contextlib.contextmanager
+def profiled(pid: int, folder: Path | None, name: str) -> Iterator[None]:
+    """With --profile DIR: py-spy samples the hub meanwhile, into DIR/NAME.txt (collapsed
+    stacks: one line per stack, its sample count last) and DIR/NAME.svg (a flame graph)."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    procs = [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--format",
+                fmt,
+                "-o",
+                str(folder / f"{name}.{ext}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for fmt, ext in (("raw", "txt"), ("flamegraph", "svg"))
+    ]
+    time.sleep(1.0)  # py-spy attached
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
 
 
 # --- ingest --------------------------------------------------------------------------
@@ -459,6 +500,7 @@ if __name__ == "__main__":
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny run: the JSON's shape only")
+    parser.add_argument("--profile", type=Path, help="py-spy the hub during each push run, here")
     ns = parser.parse_args()
     if ns.smoke:
         ns.pushes, ns.events, ns.concurrency = 60, 2000, 4

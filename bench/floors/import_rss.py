@@ -70,24 +70,31 @@ def imported_by(entries: list[str]) -> dict[str, list[str]]:
         [sys.executable, "-c", code, *entries], capture_output=True, text=True, check=True
     )
     found: dict[str, list[str]] = json.loads(out.stdout)
-    return {k: sorted(v) for k, v in found.items() if k not in OWN}
+    # The venv's own path hooks load in every Python of it, bare included.
+    hooks = ("__editable__", "_distutils_hack")
+    return {k: sorted(v) for k, v in found.items() if k not in OWN and not k.startswith(hooks)}
 
 
 def breakdown(entries: list[str], *, steps: bool = True) -> dict[str, Any]:
     """The bare Python, each package added (steps=False: all at once), then our own code
     imported too. "imports_mb" is the floor: the process's third-party imports alone."""
     packages = imported_by(entries)
-    names = [p for p in ORDER if p in packages] + sorted(p for p in packages if p not in ORDER)
+    # One step per package of ORDER, then the small rest together: a process per step.
+    groups = [(f"+ {p}", packages[p]) for p in ORDER if p in packages]
+    rest = sorted(p for p in packages if p not in ORDER)
+    if rest:
+        groups.append(
+            (f"+ {len(rest)} others ({', '.join(rest)})", [m for p in rest for m in packages[p]])
+        )
+    if not steps:
+        groups = [(f"+ {len(packages)} packages", [m for _, g in groups for m in g])]
     bare = rss_kb([])
     rows = [{"step": "python + asyncio", "rss_mb": round(bare / 1024, 1), "added_mb": 0.0}]
     loaded: list[str] = []
     previous = bare
-    for i, name in enumerate(names):
-        loaded += packages[name]
-        if not steps and i < len(names) - 1:
-            continue
+    for step, modules in groups:
+        loaded += modules
         now = rss_kb(loaded)
-        step = f"+ {name}" if steps else f"+ {len(names)} packages"
         rows.append(
             {
                 "step": step,
