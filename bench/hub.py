@@ -1,8 +1,8 @@
 """Hub benchmark: platform order pushes, event ingest, and push-to-store latency.
 
-    .venv/bin/python bench/hub.py [--pushes 3000] [--concurrency 32] [--stores 20]
-                                  [--events 200000] [--latency-orders 200] [--skip-pg]
-                                  [--dir DIR]
+    .venv/bin/python bench/hub.py [--pushes 1000] [--concurrency 32] [--stores 20]
+                                  [--events 50000] [--latency-orders 100] [--skip-pg]
+                                  [--dir DIR] [--smoke] [--profile DIR]
 
 Prints one JSON object. The hub is the real `shopgate-hub run` process (started the way
 the tests start it, tests/support/hub.py), with a real mosquitto; the load comes from
@@ -20,6 +20,11 @@ this process.
   in this process, timed until the agent's journal committed the order (PendingOrders
   through the real journal): p50 / p99 / max in milliseconds.
 Targets: push >= 1,000/s, ingest >= 30,000 events/s, latency p99 <= 100 ms.
+Beside them, measured in the same run (bench/README.md): the same client sending the
+same pushes at an aiohttp hello-world (rate, answer p50/p99, server CPU per request); the
+hub's RSS beside a Python holding only its third-party imports; the ingest beside bare
+asyncpg INSERT and COPY of the same rows. --profile DIR: py-spy samples the hub during
+each push run (collapsed stacks and a flame graph).
 """
 
 from __future__ import annotations
@@ -492,11 +497,11 @@ def pg_databases(n: int, skip: bool) -> Iterator[list[str]]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pushes", type=int, default=3000)
+    parser.add_argument("--pushes", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--stores", type=int, default=20, help="stores of push_sqlite_spread")
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--latency-orders", type=int, default=200)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--latency-orders", type=int, default=100)
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny run: the JSON's shape only")
