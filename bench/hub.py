@@ -1,8 +1,8 @@
 """Hub benchmark: platform order pushes, event ingest, and push-to-store latency.
 
-    .venv/bin/python bench/hub.py [--pushes 3000] [--concurrency 32] [--stores 20]
-                                  [--events 200000] [--latency-orders 200] [--skip-pg]
-                                  [--dir DIR]
+    .venv/bin/python bench/hub.py [--pushes 1000] [--concurrency 32] [--stores 20]
+                                  [--events 50000] [--latency-orders 100] [--skip-pg]
+                                  [--dir DIR] [--smoke] [--profile DIR]
 
 Prints one JSON object. The hub is the real `shopgate-hub run` process (started the way
 the tests start it, tests/support/hub.py), with a real mosquitto; the load comes from
@@ -20,6 +20,11 @@ this process.
   in this process, timed until the agent's journal committed the order (PendingOrders
   through the real journal): p50 / p99 / max in milliseconds.
 Targets: push >= 1,000/s, ingest >= 30,000 events/s, latency p99 <= 100 ms.
+Beside them, measured in the same run (bench/README.md): the same client sending the
+same pushes at an aiohttp hello-world (rate, answer p50/p99, server CPU per request); the
+hub's RSS beside a Python holding only its third-party imports; the ingest beside bare
+asyncpg INSERT and COPY of the same rows. --profile DIR: py-spy samples the hub during
+each push run (collapsed stacks and a flame graph).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ import contextlib
 import gzip
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +57,9 @@ from agent.journal import Journal  # noqa: E402
 from agent.mqtt import RemoteOps  # noqa: E402
 from agent.rules.passes import PassVerifier  # noqa: E402
 from agent.services.orders import PendingOrders  # noqa: E402
+from bench.floors import import_rss, pg_insert  # noqa: E402
+from bench.floors.figure import beside  # noqa: E402
+from bench.floors.hello_http import hello_server  # noqa: E402
 from cloud.signing import write_keypair  # noqa: E402
 from tests.agent.mqtt.harness import make_config  # noqa: E402
 from tests.support.broker import BrokerHandle, start_broker  # noqa: E402
@@ -120,11 +130,14 @@ async def push_rate(
     counter = iter(range(total))
     statuses: dict[int, int] = {}
     shops = store_ids(stores)
+    latencies: list[float] = []
 
     async def pusher() -> None:
         for n in counter:
             order = FakeOrder(f"9{n:08d}", shop=shops[n % stores], day_seq=n % 9999 + 1)
+            sent = time.perf_counter()
             status, _ = await fake.push_order(hub_url, order)
+            latencies.append((time.perf_counter() - sent) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
 
     await push_warm_up(hub_url, fake)
@@ -146,6 +159,10 @@ async def push_rate(
         "hub_cpu_seconds": round(hub_cpu, 3),
         "hub_cpu_ms_per_push": round(hub_cpu * 1000 / max(ok, 1), 3),
         "load_generator_cpu_seconds": round(own_cpu, 3),
+        # Each push's answer time, `concurrency` in flight: mostly queueing at the hub.
+        "p50_ms": round(percentile(latencies, 50), 3),
+        "p99_ms": round(percentile(latencies, 99), 3),
+        "server_rss_mb": round(import_rss.process_rss_kb(hub_pid) / 1024, 1),
     }
 
 
@@ -172,11 +189,50 @@ async def run_pushes(
     async with FakePlatform("meituan") as fake:
         hub = await asyncio.to_thread(hub_process, folder, broker, fake.url, db_url, stores)
         try:
-            return await push_rate(
-                hub.url, hub.proc.pid, fake, args.pushes, args.concurrency, stores
-            )
+            with profiled(hub.proc.pid, args.profile, folder.name):
+                return await push_rate(
+                    hub.url, hub.proc.pid, fake, args.pushes, args.concurrency, stores
+                )
         finally:
             await asyncio.to_thread(hub.stop, timeout=30)
+
+
+@contextlib.contextmanager
+def profiled(pid: int, folder: Path | None, name: str) -> Iterator[None]:
+    """With --profile DIR: py-spy samples the hub meanwhile, into DIR/NAME.txt (collapsed
+    stacks: one line per stack, its sample count last) and DIR/NAME.svg (a flame graph)."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    procs = [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--format",
+                fmt,
+                "-o",
+                str(folder / f"{name}.{ext}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for fmt, ext in (("raw", "txt"), ("flamegraph", "svg"))
+    ]
+    time.sleep(1.0)  # py-spy attached
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
 
 
 # --- ingest --------------------------------------------------------------------------
@@ -291,6 +347,97 @@ async def run_latency(folder: Path, broker: BrokerHandle, count: int) -> dict:
     }
 
 
+# --- floors (bench/floors/, measured in the same run) ----------------------------------
+
+
+async def run_hello(args: argparse.Namespace) -> dict:
+    """The same client sending the same signed pushes at an aiohttp hello-world."""
+    async with FakePlatform("meituan") as fake:
+        with hello_server() as (url, pid):
+            return await push_rate(url, pid, fake, args.pushes, args.concurrency, 1)
+
+
+async def run_pg_floor(db_url: str, events: int) -> dict:
+    batches = [make_events(first, BATCH) for first in range(1, events + 1, BATCH)]
+    return await pg_insert.insert_rates(db_url.replace("postgresql+asyncpg", "postgresql"), batches)
+
+
+# Targets as ratios to the floors (issue 17): a signed push may cost the hub at most 8
+# hello-world requests; ingest must reach half of what bare inserts of its rows reach.
+PUSH_CPU_TARGET_RATIO = 8.0
+INGEST_TARGET_RATIO = 0.5
+
+
+def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
+    push, hello = out["push_sqlite"], out["hello_world"]
+    hello_name = "aiohttp hello-world, same client and pushes"
+    found = [
+        beside(
+            "hub CPU per signed push (SQLite)",
+            push["hub_cpu_ms_per_push"],
+            "ms",
+            f"{hello_name}: server CPU per request",
+            hello["hub_cpu_ms_per_push"],
+            better="lower",
+            target_ratio=PUSH_CPU_TARGET_RATIO,
+        ),
+        beside(
+            "pushes accepted (SQLite)",
+            push["per_second"],
+            "requests/s",
+            hello_name,
+            hello["per_second"],
+            better="higher",
+        ),
+        beside(
+            "push answer p50 (SQLite)",
+            push["p50_ms"],
+            "ms",
+            f"{hello_name} p50",
+            hello["p50_ms"],
+            better="lower",
+        ),
+        beside(
+            "push answer p99 (SQLite)",
+            push["p99_ms"],
+            "ms",
+            f"{hello_name} p99",
+            hello["p99_ms"],
+            better="lower",
+        ),
+        beside(
+            "hub RSS after the pushes (SQLite)",
+            push["server_rss_mb"],
+            "MB",
+            "python + the hub's third-party imports alone",
+            out["hub_rss_floor"]["imports_mb"],
+            better="lower",
+        ),
+    ]
+    ingest, bare = out.get("ingest_postgresql"), out.get("ingest_floor")
+    if isinstance(ingest, dict) and isinstance(bare, dict):
+        found += [
+            beside(
+                "event ingest (PostgreSQL)",
+                ingest["per_second"],
+                "events/s",
+                "bare asyncpg INSERT ... ON CONFLICT DO NOTHING, same rows, batches, in flight",
+                bare["insert_rows_per_s"],
+                better="higher",
+                target_ratio=INGEST_TARGET_RATIO,
+            ),
+            beside(
+                "event ingest (PostgreSQL)",
+                ingest["per_second"],
+                "events/s",
+                "bare asyncpg COPY, same rows, batches, in flight",
+                bare["copy_rows_per_s"],
+                better="higher",
+            ),
+        ]
+    return found
+
+
 # --- main ----------------------------------------------------------------------------
 
 
@@ -302,14 +449,21 @@ async def main(args: argparse.Namespace, folder: Path, pg: list[str]) -> dict[st
     broker = start_broker(folder)
     try:
         out["push_sqlite"] = await run_pushes(folder / "push-sqlite", broker, args, None)
-        out["push_sqlite_spread"] = await run_pushes(
-            folder / "push-spread", broker, args, None, stores=args.stores
+        out["hello_world"] = await run_hello(args)
+        out["hub_rss_floor"] = await asyncio.to_thread(
+            import_rss.breakdown, ["cloud.cli", "cloud.service"], steps=not args.smoke
         )
-        out["latency"] = await run_latency(folder / "latency", broker, args.latency_orders)
+        if not args.smoke:
+            out["push_sqlite_spread"] = await run_pushes(
+                folder / "push-spread", broker, args, None, stores=args.stores
+            )
+            out["latency"] = await run_latency(folder / "latency", broker, args.latency_orders)
         if not pg:
             out["push_postgresql"] = out["ingest_postgresql"] = "skipped: no PostgreSQL"
+            out["figures"] = figures(out)
             return out
-        out["push_postgresql"] = await run_pushes(folder / "push-pg", broker, args, pg[0])
+        if not args.smoke:
+            out["push_postgresql"] = await run_pushes(folder / "push-pg", broker, args, pg[0])
         async with FakePlatform("meituan") as fake:
             hub = await asyncio.to_thread(
                 hub_process, folder / "ingest-pg", broker, fake.url, pg[1]
@@ -318,8 +472,10 @@ async def main(args: argparse.Namespace, folder: Path, pg: list[str]) -> dict[st
                 out["ingest_postgresql"] = await ingest_rate(hub.url, args.events)
             finally:
                 await asyncio.to_thread(hub.stop, timeout=30)
+        out["ingest_floor"] = await run_pg_floor(pg[1], args.events)
     finally:
         broker.stop()
+    out["figures"] = figures(out)
     return out
 
 
@@ -341,14 +497,18 @@ def pg_databases(n: int, skip: bool) -> Iterator[list[str]]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pushes", type=int, default=3000)
+    parser.add_argument("--pushes", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--stores", type=int, default=20, help="stores of push_sqlite_spread")
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--latency-orders", type=int, default=200)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--latency-orders", type=int, default=100)
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny run: the JSON's shape only")
+    parser.add_argument("--profile", type=Path, help="py-spy the hub during each push run, here")
     ns = parser.parse_args()
+    if ns.smoke:
+        ns.pushes, ns.events, ns.concurrency = 60, 2000, 4
     with (
         tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp,
         pg_databases(2, ns.skip_pg) as databases,

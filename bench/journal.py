@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.floors
 
 from agent.clock import Clock
 from agent.journal import Journal
-from bench.floors import sqlite_insert
+from bench.floors import sqlite_insert, tb_gateway
 from bench.floors.figure import beside
 
 DATA = {"door": "front", "subject": "courier-1234", "reason": "granted", "scope": "pickup"}
@@ -94,7 +94,7 @@ async def task_overhead(events: int) -> float:
     return round((time.perf_counter() - start) / events * 1e6, 2)
 
 
-async def main(events: int, folder: Path) -> dict[str, Any]:
+async def main(events: int, folder: Path, smoke: bool = False) -> dict[str, Any]:
     async with await Journal.open(folder / "journal.db", "bench", Clock()) as j:
         await j.append("agent.started", {})  # warm up: schema created, statements cached
         result = {
@@ -103,11 +103,21 @@ async def main(events: int, folder: Path) -> dict[str, Any]:
             "burst_producers": await burst_producers(j, events, producers=1000),
             "burst_task_per_event": await burst_task_per_event(j, events),
             "asyncio_task_overhead_us": await task_overhead(events),
-            "idle_latency": await idle_latency(j, 2000),
+            "idle_latency": await idle_latency(j, 100 if smoke else 2000),
         }
     # The floors, on the same disk in the same run (bench/floors/sqlite_insert.py).
-    single = await asyncio.to_thread(sqlite_insert.single_commits, folder)
-    grouped = await asyncio.to_thread(sqlite_insert.grouped, folder)
+    single = await asyncio.to_thread(sqlite_insert.single_commits, folder, 100 if smoke else 1000)
+    grouped = await asyncio.to_thread(sqlite_insert.grouped, folder, events)
+    # The peer: a smoke run uses ThingsBoard's storage only if a full run installed it.
+    peer = await asyncio.to_thread(
+        tb_gateway.storage_rate, folder / "thingsboard", events, install=not smoke
+    )
+    result["thingsboard_storage"] = peer
+    peer_name = (
+        f"ThingsBoard gateway {tb_gateway.VERSION} SQLiteEventStorage (not fsynced per batch)"
+        if peer["peer"].startswith("thingsboard")
+        else "the equivalent of ThingsBoard gateway's SQLite storage (bench/floors/tb_gateway.py)"
+    )
     result["figures"] = [
         beside(
             "idle append p50",
@@ -125,6 +135,15 @@ async def main(events: int, folder: Path) -> dict[str, Any]:
             grouped["rows_per_s"],
             better="higher",
         ),
+        beside(
+            "burst appends, each fsynced before its ack",
+            result["burst_producers"]["events_per_s"],
+            "appends/s",
+            peer_name,
+            peer["events_per_s"],
+            better="higher",
+            target_ratio=1.0,  # issue 17: at least what the peer does, and durable
+        ),
     ]
     return result
 
@@ -133,6 +152,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--dir", type=Path, help="where to put the journal (default: a temp dir)")
+    parser.add_argument("--smoke", action="store_true", help="tiny run: the JSON's shape only")
     args = parser.parse_args()
+    events = 2000 if args.smoke else args.events
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        print(json.dumps(asyncio.run(main(args.events, Path(tmp))), indent=2))
+        print(json.dumps(asyncio.run(main(events, Path(tmp), args.smoke)), indent=2))

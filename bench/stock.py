@@ -1,6 +1,6 @@
 """Stock benchmark: changes through the ledger to the four platforms' stock APIs.
 
-    .venv/bin/python bench/stock.py [--changes 3000] [--items 50] [--concurrency 16]
+    .venv/bin/python bench/stock.py [--changes 1000] [--items 50] [--concurrency 16]
                                     [--skip-pg] [--dir DIR]
 
 Prints one JSON object, per database (SQLite file, PostgreSQL):
@@ -178,7 +178,7 @@ async def run(args: argparse.Namespace, folder: Path, urls: dict[str, str]) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--changes", type=int, default=3000)
+    parser.add_argument("--changes", type=int, default=1000)  # make bench within ~5 min
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--skip-pg", action="store_true")
