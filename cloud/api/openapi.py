@@ -262,8 +262,13 @@ def _undocumented(method: str, path: str, handler: Any) -> Operation:
             for name in _PATH_PARAM.findall(path)
         ],
         "responses": {"default": {"description": "Any answer."}},
-        "security": [] if getattr(handler, "_shopgate_public", False) else STORE_READ,
+        "security": [] if handler_is_public(handler) else STORE_READ,
     }
+
+
+def handler_is_public(handler: Any) -> bool:
+    """Whether the auth middleware lets callers without a token in (cloud/api/auth.py)."""
+    return bool(getattr(handler, "_shopgate_public", False))
 
 
 def _first_line(text: str | None) -> str:

@@ -38,9 +38,8 @@ class Body(BaseModel):
 
 
 class Reply(BaseModel):
-    """A response body. Open: a reader must allow fields added later."""
-
-    model_config = ConfigDict(extra="allow")
+    """A response body. Open, as JSON Schema objects are unless closed: a reader must
+    allow fields added later (CONTRACTS: extend only)."""
 
 
 def refusal(model: type[Body], error: ValidationError, code: str) -> ApiError:

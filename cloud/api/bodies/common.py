@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from cloud.api.bodies.base import Reply
 
@@ -10,6 +10,8 @@ from cloud.api.bodies.base import Reply
 class ErrorDetail(Reply):
     """What went wrong: a code for programs, a message for people, and where (`field`,
     `index`) when a body was refused."""
+
+    model_config = ConfigDict(extra="allow")  # the details differ from error to error
 
     code: str = Field(examples=["forbidden"])
     message: str
