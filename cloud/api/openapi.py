@@ -168,8 +168,9 @@ def _schemas(rows: list[Route]) -> tuple[_Refs, dict[str, Any]]:
             model = _model(answer)
             if model is not None:
                 wanted[(model, "serialization")] = None
-    refs, top = models_json_schema(list(wanted), ref_template=REF, schema_generator=_Schemas)
-    return dict(refs), top.get("$defs", {})
+    found, top = models_json_schema(list(wanted), ref_template=REF, schema_generator=_Schemas)
+    refs: _Refs = {key: found[key] for key in wanted}
+    return refs, top.get("$defs", {})
 
 
 def _model(answer: Answer | type[BaseModel] | Media | None) -> type[BaseModel] | None:

@@ -63,7 +63,8 @@ def test_a_courier_claim_is_taken_as_contracts_section_8_says() -> None:
 
 
 def test_a_body_that_is_not_an_object_is_refused() -> None:
-    for body in ([], "x", 3, None):
+    bodies: list[Any] = [[], "x", 3, None]
+    for body in bodies:
         assert refused(Movement, body).message == "the body must be a JSON object"
 
 
