@@ -23,14 +23,14 @@ from typing import Any
 
 from aiohttp import web
 
+from cloud.api.bodies.base import parse, read_body, read_json
+from cloud.api.bodies.catalog import ProductIn, ProductsIn, SkusIn
 from cloud.api.errors import ApiError
-from cloud.api.stock import STOCK_SERVICE, json_body, owner_of
-from cloud.stock.catalog import SkuListing
+from cloud.api.stock import STOCK_SERVICE, owner_of
 from cloud.stock.csv_import import CatalogFileError, parse_products
 from cloud.stock.product import Product, ProductError
 
 BASE = "/api/v1/stores/{store}"
-MAX_PRODUCTS = 5000
 # Above this, parsing takes long enough (milliseconds) to move off the event loop.
 _PARSE_IN_THREAD_BYTES = 64 * 1024
 
@@ -75,29 +75,18 @@ async def get_product(request: web.Request) -> web.Response:
 
 async def put_product(request: web.Request) -> web.Response:
     store = owner_of(request)
-    body = await json_body(request)
-    try:
-        product = Product.from_json(body, barcode=request.match_info["barcode"])
-    except ProductError as e:
-        raise ApiError(400, "bad_product", str(e)) from None
+    body = await read_json(request)
+    if isinstance(body, dict):  # the URL names the product, whatever the body says
+        body = {**body, "barcode": request.match_info["barcode"]}
+    product = parse(ProductIn, body).product()
     changed = await request.app[STOCK_SERVICE].upsert_products(store, [product])
     return web.json_response({**product.to_json(), "changed": bool(changed)})
 
 
 async def upsert_products(request: web.Request) -> web.Response:
     store = owner_of(request)
-    body = await json_body(request)
-    raw = body.get("products")
-    if not isinstance(raw, list) or not raw:
-        raise ApiError(400, "bad_body", '"products" must be a non-empty list')
-    if len(raw) > MAX_PRODUCTS:
-        raise ApiError(400, "bad_body", f"at most {MAX_PRODUCTS} products per request")
-    products = []
-    for index, item in enumerate(raw):
-        try:
-            products.append(Product.from_json(item))
-        except ProductError as e:
-            raise ApiError(400, "bad_product", f"products[{index}]: {e}", index=index) from None
+    body = await read_body(request, ProductsIn)
+    products = [p.product() for p in body.products]
     changed = await request.app[STOCK_SERVICE].upsert_products(store, products)
     return web.json_response({"upserted": len(products), "changed": len(changed)})
 
@@ -151,30 +140,8 @@ async def list_skus(request: web.Request) -> web.Response:
 
 async def map_skus(request: web.Request) -> web.Response:
     store = owner_of(request)
-    body = await json_body(request)
-    raw = body.get("skus")
-    if not isinstance(raw, list) or not raw:
-        raise ApiError(400, "bad_body", '"skus" must be a non-empty list')
-    if len(raw) > MAX_PRODUCTS:
-        raise ApiError(400, "bad_body", f"at most {MAX_PRODUCTS} SKUs per request")
-    listings = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict) or not all(
-            isinstance(item.get(k, ""), str) for k in ("platform", "sku", "upc", "name", "barcode")
-        ):
-            raise ApiError(400, "bad_body", f"skus[{index}] must be an object of texts")
-        listing = SkuListing(
-            platform=item.get("platform", ""),
-            sku=item.get("sku", ""),
-            upc=item.get("upc", ""),
-            name=item.get("name", ""),
-            barcode=item.get("barcode", ""),
-        )
-        try:
-            listing.check()
-        except ProductError as e:
-            raise ApiError(400, "bad_sku", f"skus[{index}]: {e}", index=index) from None
-        listings.append(listing)
+    body = await read_body(request, SkusIn)
+    listings = [sku.listing() for sku in body.skus]
     try:
         mappings = await request.app[STOCK_SERVICE].map_skus(store, listings)
     except ProductError as e:

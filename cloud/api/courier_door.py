@@ -18,13 +18,12 @@ from aiohttp import web
 from cloud import signing
 from cloud.api.appkeys import CONFIG
 from cloud.api.auth import public
+from cloud.api.bodies.base import read_body
+from cloud.api.bodies.courier import CourierClaim
 from cloud.api.errors import ApiError
-from cloud.api.openapi_ops import json_content as _json
 from cloud.api.orders import ORDER_SERVICE
-from cloud.api.stock import json_body
 from cloud.bus import BUS
 from cloud.couriers.door import (
-    PLATFORMS,
     Claimed,
     CourierDesk,
     CourierDoor,
@@ -32,7 +31,6 @@ from cloud.couriers.door import (
     find_door,
     pick_list,
 )
-from cloud.couriers.tail import normalize_tail
 from cloud.limits.web import LIMITER, client_bucket
 from cloud.web.entry import VISITOR_COOKIE
 
@@ -97,20 +95,12 @@ async def list_open(request: web.Request) -> web.Response:
 @public
 async def claim(request: web.Request) -> web.Response:
     desk, door = desk_and_door(request)
-    body = await json_body(request)
-    platform, day_seq, tail = body.get("platform"), body.get("day_seq"), body.get("tail")
-    if platform not in PLATFORMS:
-        raise ApiError(400, "bad_body", f"platform must be one of {', '.join(PLATFORMS)}")
-    if isinstance(day_seq, bool) or not isinstance(day_seq, int) or not 0 < day_seq < 100000:
-        raise ApiError(400, "bad_body", "day_seq must be the order's number of the day")
-    typed = normalize_tail(tail) if isinstance(tail, str) else None
-    if typed is None:
-        raise ApiError(400, "bad_body", "tail must be the last 4 digits of the order number")
+    body = await read_body(request, CourierClaim)
     result = await desk.claim(
         door,
-        platform,
-        day_seq,
-        typed,
+        body.platform,
+        body.day_seq,
+        body.tail,
         visitor=visitor_of(request),
         address=client_bucket(request),
         bus=request.app.get(BUS),
@@ -132,96 +122,3 @@ async def claim(request: web.Request) -> web.Response:
             "delivery": delivery_view(order),
         }
     )
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-OPENAPI_SCHEMAS = {
-    "CourierOrders": {
-        "type": "object",
-        "required": ["orders"],
-        "properties": {
-            "orders": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["platform", "day_seq", "ordered_at"],
-                    "properties": {
-                        "platform": {"enum": list(PLATFORMS)},
-                        "day_seq": {"type": "integer", "description": "Number of the day."},
-                        "ordered_at": {"type": "string", "format": "date-time"},
-                    },
-                },
-            }
-        },
-    },
-    "CourierClaim": {
-        "type": "object",
-        "required": ["platform", "day_seq", "tail"],
-        "properties": {
-            "platform": {"enum": list(PLATFORMS)},
-            "day_seq": {"type": "integer", "minimum": 1},
-            "tail": {"type": "string", "pattern": "^[0-9]{4}$"},
-        },
-    },
-    "CourierClaimed": {
-        "type": "object",
-        "required": ["order", "opened", "pass", "items", "note"],
-        "properties": {
-            "order": {"type": "string"},
-            "opened": {"type": "boolean", "description": "The agent opened the door now."},
-            "pass": {"type": "string", "description": "Pickup pass (JWT) for the scanner."},
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "qty": {"type": "integer"},
-                        "shelf": {"type": "string"},
-                    },
-                },
-            },
-            "note": {"type": "string"},
-            "delivery": {
-                "type": ["object", "null"],
-                "description": "Where to deliver, the customer's number as the platform "
-                "gives it (masked or virtual) and a map navigation link.",
-                "properties": {
-                    "address": {"type": "string"},
-                    "contact": {"type": "string"},
-                    "map": {"type": "string"},
-                },
-            },
-        },
-    },
-}
-OPENAPI = {
-    f"GET {PATH}": {
-        "tags": ["courier"],
-        "operationId": "listCourierOrders",
-        "summary": "The door's open pickup orders, nothing naming a customer (CONTRACTS 8)",
-        "responses": {
-            "200": _json(_ref("CourierOrders"), "Open orders of the last 24 hours."),
-            "404": _json(_ref("Error"), "no_such_door"),
-        },
-    },
-    f"POST {PATH}": {
-        "tags": ["courier"],
-        "operationId": "claimCourierOrder",
-        "summary": "A courier claims their order with the last 4 digits of its number",
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _ref("CourierClaim")}},
-        },
-        "responses": {
-            "200": _json(_ref("CourierClaimed"), "The pass, and whether the door opened."),
-            "400": _json(_ref("Error"), "bad_body"),
-            "403": _json(_ref("Error"), "wrong_tail (with `left`)"),
-            "404": _json(_ref("Error"), "no_such_order / no_such_door"),
-            "429": _json(_ref("Error"), "paused, with Retry-After"),
-        },
-    },
-}

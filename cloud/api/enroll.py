@@ -25,10 +25,10 @@ from sqlalchemy import select
 
 from cloud.api.appkeys import CONFIG, DB
 from cloud.api.auth import public
+from cloud.api.bodies.base import read_body
+from cloud.api.bodies.enroll import EnrollRequest
 from cloud.api.errors import ApiError
 from cloud.api.hub_key import hub_signing_key, install
-from cloud.api.openapi_ops import json_content as _json
-from cloud.api.stock import json_body
 from cloud.enrollment import codes
 from cloud.enrollment.bundle import TemplateError, bundle, store_settings
 from cloud.limits.counters import Refused
@@ -79,11 +79,9 @@ async def enroll(request: web.Request) -> web.Response:
             f"too many wrong enrollment codes from this address; try again in {wait} s",
             retry_headers(limiter, counted),
         )
-    body = await json_body(request)
-    code = codes.normalize(str(body.get("code", "")))
-    if code is None:
-        raise ApiError(400, "bad_body", f"code must be {codes.DIGITS} digits")
-    pem, fp = _public_key(body.get("public_key"))
+    body = await read_body(request, EnrollRequest)
+    code = body.code
+    pem, fp = _public_key(body.public_key)
     # Which store, before the code is spent: a store whose config cannot be built keeps
     # its code for a second try once the hub's file is fixed.
     async with db.read() as conn:
@@ -116,62 +114,3 @@ async def enroll(request: web.Request) -> web.Response:
     await limiter.refund(counted)
     log.info("store %s enrolled", store.id, extra={"agent_key": fp})
     return web.json_response(bundle(cfg, store, key, kid, settings))
-
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-OPENAPI_SCHEMAS = {
-    "EnrollRequest": {
-        "type": "object",
-        "required": ["code", "public_key"],
-        "properties": {
-            "code": {"type": "string", "examples": ["1234-5678-9012"]},
-            "public_key": {"type": "string", "description": "The agent's Ed25519 key, PEM."},
-        },
-    },
-    "EnrollBundle": {
-        "type": "object",
-        "required": ["store", "token", "keys", "mqtt", "config"],
-        "properties": {
-            "store": {"type": "object", "description": "id, name, and the store's settings"},
-            "token": {"type": "string", "description": "The store's bearer token."},
-            "keys": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"kid": {"type": "string"}, "pem": {"type": "string"}},
-                },
-            },
-            "mqtt": {
-                "type": "object",
-                "properties": {
-                    "url": {"type": "string"},
-                    "topic_root": {"type": "string"},
-                    "username": {"type": ["string", "null"]},
-                    "password": {"type": ["string", "null"]},
-                    "ca_pem": {"type": ["string", "null"]},
-                },
-            },
-            "config": {"type": "object", "description": "The store's agent settings."},
-        },
-    },
-}
-OPENAPI = {
-    f"POST {PATH}": {
-        "tags": ["enrollment"],
-        "operationId": "enrollStore",
-        "summary": "A new store's agent trades a one-time code for its identity and config",
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/EnrollRequest"}}
-            },
-        },
-        "responses": {
-            "200": _json({"$ref": "#/components/schemas/EnrollBundle"}, "The store's bundle."),
-            "400": _json(_ERROR, "bad_body"),
-            "403": _json(_ERROR, "unknown_code"),
-            "410": _json(_ERROR, "used_code / expired_code"),
-            "429": _json(_ERROR, "paused, with Retry-After"),
-        },
-    },
-}

@@ -23,6 +23,8 @@ from aiohttp import web
 
 from cloud.api.appkeys import PRINCIPAL
 from cloud.api.auth import require
+from cloud.api.bodies.base import parse
+from cloud.api.bodies.erp import ErpProducts
 from cloud.api.errors import ApiError
 from cloud.erp.base import ErpError, Product
 from cloud.erp.sync import ErpSync
@@ -33,7 +35,6 @@ ERP_SYNC = web.AppKey("erp_sync", ErpSync)
 FAILURES_PATH = "/api/v1/erp/failures"
 STORE_FAILURES_PATH = "/api/v1/stores/{store}/erp/failures"
 PRODUCTS_PATH = "/api/v1/stores/{store}/erp/products"
-MAX_PRODUCTS = 5000
 
 
 def attach(app: web.Application) -> None:
@@ -100,125 +101,4 @@ async def _products_from(request: web.Request) -> list[Product] | None:
         raise ApiError(400, "bad_request", "the body is not JSON") from None
     if not isinstance(body, dict) or "products" not in body:
         return None
-    raw = body["products"]
-    if not isinstance(raw, list) or len(raw) > MAX_PRODUCTS:
-        raise ApiError(400, "bad_request", f"products must be a list of at most {MAX_PRODUCTS}")
-    out: list[Product] = []
-    for i, item in enumerate(raw):
-        try:
-            product = Product.from_json(item)
-        except (KeyError, TypeError, ValueError):
-            raise ApiError(
-                400,
-                "bad_request",
-                f"products[{i}] needs barcode, name and price (fen, a whole number)",
-                index=i,
-            ) from None
-        if not product.barcode or product.price < 0:
-            raise ApiError(400, "bad_request", f"products[{i}]: empty barcode or price < 0")
-        out.append(product)
-    return out
-
-
-_FAILURE = {
-    "type": "object",
-    "required": ["key", "erp", "store", "kind", "ref", "status", "attempts", "error"],
-    "properties": {
-        "key": {"type": "string", "examples": ["wdt:trade:meituan-1001"]},
-        "erp": {"type": "string", "enum": ["wdt", "jst"]},
-        "store": {"type": "string"},
-        "kind": {
-            "type": "string",
-            "enum": ["sales_order", "refund_order", "expenses", "products", "stock_upload"],
-        },
-        "ref": {"type": "string", "description": "The order, sale or item it is about."},
-        "status": {
-            "type": "string",
-            "enum": ["pending", "failed", "unsupported"],
-            "description": "pending: retried at next_try; failed: refused too often, "
-            "given up; unsupported: the ERP has no API for it.",
-        },
-        "attempts": {"type": "integer"},
-        "error": {"type": "string", "description": "The last reason (the ERP's message)."},
-        "next_try": {"type": ["string", "null"], "format": "date-time"},
-        "since": {"type": "string", "format": "date-time"},
-    },
-}
-OPENAPI_SCHEMAS = {
-    "ErpFailures": {
-        "type": "object",
-        "required": ["failures"],
-        "properties": {
-            "failures": {"type": "array", "items": {"$ref": "#/components/schemas/ErpFailure"}}
-        },
-    },
-    "ErpFailure": _FAILURE,
-}
-_FAILURES_OK = {
-    "description": "Newest first.",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErpFailures"}}},
-}
-OPENAPI = {
-    f"GET {FAILURES_PATH}": {
-        "tags": ["erp"],
-        "operationId": "listErpFailures",
-        "summary": "ERP pushes not sent, with the reason, of every store the caller reads",
-        "responses": {"200": _FAILURES_OK},
-    },
-    f"GET {STORE_FAILURES_PATH}": {
-        "tags": ["erp"],
-        "operationId": "listStoreErpFailures",
-        "summary": "A store's ERP pushes not sent, with the reason",
-        "responses": {"200": _FAILURES_OK},
-    },
-    f"POST {PRODUCTS_PATH}": {
-        "tags": ["erp"],
-        "operationId": "pushProductsToErp",
-        "summary": "Push the store's products to its ERP in one go",
-        "description": "Without a body, the store's hub catalog is pushed. The same list "
-        "pushed twice is queued once. Prices in fen.",
-        "requestBody": {
-            "required": False,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "products": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["barcode", "name", "price"],
-                                    "properties": {
-                                        "barcode": {"type": "string"},
-                                        "name": {"type": "string"},
-                                        "price": {"type": "integer", "minimum": 0},
-                                        "cost": {"type": ["integer", "null"]},
-                                    },
-                                },
-                            }
-                        },
-                    }
-                }
-            },
-        },
-        "responses": {
-            "202": {
-                "description": "Queued (or already queued: `queued` false).",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "queued": {"type": "boolean"},
-                                "products": {"type": "integer"},
-                            },
-                        }
-                    }
-                },
-            },
-            "400": {"description": "A bad product list."},
-            "409": {"description": "The store has no ERP configured."},
-        },
-    },
-}
+    return [p.product() for p in parse(ErpProducts, body, code="bad_request").products]

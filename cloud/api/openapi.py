@@ -1,41 +1,77 @@
 """`GET /api/v1/openapi.json`: the hub's API as an OpenAPI 3.1 document (no token).
 
-Generated from the application's router, so every `/api/v1/...` route that is served is
-listed, with what is written about it:
-
-- here, in OPERATIONS (the routes of the modules that came first), keyed
-  `"METHOD /path"` as aiohttp spells the path (`/api/v1/stores/{store}/events`);
-- or in the handler's own module, as a module-level `OPENAPI` dict with the same keys
-  (and `OPENAPI_SCHEMAS` for its component schemas): the way for a new API module to
-  document its routes next to them. The module's words win over these.
-
-Each operation gives a summary, its query parameters, request body and responses;
-path parameters come from the route itself, and the security from the handler (a
-`@public` handler needs no token; the others take a store's or a merchant's bearer
-token). A route nobody documented is still listed, marked `x-undocumented: true`, which
-tests/cloud/test_openapi.py refuses: whoever adds a route documents it.
+Derived, not written: the paths from the application's router, what each route takes and
+answers from its row in cloud/api/routes_table.py, and the schemas from the pydantic
+models of cloud/api/bodies (`$defs` become components/schemas), the same models the
+handlers validate requests through. Path parameters come from the route itself. A route
+the router serves with no row is still listed, marked `x-undocumented: true`, which
+tests/cloud/test_openapi.py refuses: whoever adds a route adds its row.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import sys
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
 from cloud.api.appkeys import VERSION
 from cloud.api.auth import public
-from cloud.api.openapi_ops import OPERATIONS, SCHEMAS, SECURITY_SCHEMES, STORE_READ, error_response
+from cloud.api.bodies.common import Error
+from cloud.api.routes_table import BY_KEY, Answer, Auth, Media, Route
 
 PATH = "/api/v1/openapi.json"
 API_PREFIX = "/api/v1/"
 OPENAPI_VERSION = "3.1.0"
 JSON_SCHEMA_DIALECT = "https://spec.openapis.org/oas/3.1/dialect/base"
+REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
-_PUBLIC = "_shopgate_public"
 Operation = dict[str, Any]
+
+STORE_READ: list[dict[str, list[str]]] = [{"storeToken": []}, {"merchantToken": []}]
+SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
+    "store": STORE_READ,
+    "store_write": [{"storeToken": []}],
+    "public": [],
+    "platform": [{"platformSignature": []}],
+    "payment": [{"paymentSignature": []}],
+}
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "storeToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A store's token (hub.yaml stores[].token): its agent posts and reads "
+        "that store's data.",
+    },
+    "merchantToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A merchant's token (hub.yaml merchants[].token): reads the merchant's "
+        "stores.",
+    },
+    "platformSignature": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "sign",
+        "description": "Platform webhooks carry no token; each is signed as its platform "
+        "documents it, with the app secret in hub.yaml platforms: Meituan `sig` "
+        "(md5 of URL, sorted params and secret), Eleme `sign` and JD Daojia `sign` (md5 "
+        "of the sorted params with the secret), Douyin the `event-sign` header (md5 of "
+        "app key, body and secret). A push with a bad signature is answered 401 "
+        "bad_signature; one whose signed timestamp (Meituan, Eleme, JD Daojia) is more than "
+        "platforms.push_max_age_seconds (300) from the hub's clock 401 stale_push.",
+    },
+    "paymentSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Shopgate-Signature",
+        "description": "A payment provider's notification: HMAC-SHA256 of the timestamp "
+        "(header X-Shopgate-Timestamp) and the body under payments.notify_secret.",
+    },
+}
 
 
 def add_routes(app: web.Application) -> None:
@@ -56,30 +92,41 @@ async def get_openapi(request: web.Request) -> web.Response:
     return response
 
 
-def documented_key(method: str, path: str) -> str:
-    return f"{method.upper()} {path}"
+class _Schemas(GenerateJsonSchema):
+    """Pydantic's JSON Schema, without a title on every field (the name says it)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def served_routes(app: web.Application) -> list[tuple[str, str, Any]]:
+    """(method, path, handler) of every route `app` serves, HEAD and catch-alls left out."""
+    out = []
+    for route in app.router.routes():
+        method = route.method.upper()
+        if method in ("HEAD", "*") or route.resource is None:
+            continue
+        out.append((method, route.resource.canonical, route.handler))
+    return out
 
 
 def document(app: web.Application) -> dict[str, Any]:
     """The OpenAPI document of every /api/v1 route of `app` (and other documented ones)."""
     paths: dict[str, dict[str, Any]] = {}
-    schemas = copy.deepcopy(SCHEMAS)
-    for route in app.router.routes():
-        method = route.method.upper()
-        if method in ("HEAD", "*") or route.resource is None:
-            continue
-        path = route.resource.canonical
-        key = documented_key(method, path)
-        module = sys.modules.get(getattr(route.handler, "__module__", ""), None)
-        own: dict[str, Operation] = getattr(module, "OPENAPI", None) or {}
-        spec = own.get(key) or OPERATIONS.get(key)
-        if spec is None and not path.startswith(API_PREFIX):
+    documented: list[Route] = []
+    for method, path, handler in served_routes(app):
+        row = BY_KEY.get(f"{method} {path}")
+        if row is None and not path.startswith(API_PREFIX):
             continue  # pages for people (/s/..., /c/..., /dashboard): not the API
-        schemas.update(copy.deepcopy(getattr(module, "OPENAPI_SCHEMAS", None) or {}))
-        is_public = getattr(route.handler, _PUBLIC, False)
-        paths.setdefault(path, {})[method.lower()] = _operation(
-            spec, path, method, route.handler, is_public
-        )
+        if row is None:
+            op = _undocumented(method, path, handler)
+        else:
+            documented.append(row)
+            op = {}
+        paths.setdefault(path, {})[method.lower()] = op
+    refs, schemas = _schemas(documented)
+    for row in documented:
+        paths[row.path][row.method.lower()] = _operation(row, refs)
     return {
         "openapi": OPENAPI_VERSION,
         "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
@@ -92,52 +139,139 @@ def document(app: web.Application) -> dict[str, Any]:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "servers": [{"url": "/", "description": "This hub"}],
-        "tags": [{"name": t} for t in sorted(_tags(paths))],
+        "tags": [{"name": t} for t in sorted({row.tag for row in documented})],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": schemas,
             "securitySchemes": copy.deepcopy(SECURITY_SCHEMES),
             "responses": {
-                "Unauthorized": error_response("No token, or one the hub does not know."),
-                "Forbidden": error_response("The token may not do this for that store."),
+                "Unauthorized": _error("No token, or one the hub does not know.", refs),
+                "Forbidden": _error("The token may not do this for that store.", refs),
             },
         },
         "security": STORE_READ,
     }
 
 
-def _operation(
-    spec: Operation | None, path: str, method: str, handler: Any, is_public: bool
-) -> Operation:
-    if spec is None:
-        doc = (getattr(handler, "__doc__", None) or "").strip().splitlines()
-        op: Operation = {
-            "summary": doc[0] if doc else f"{method} {path}",
-            "x-undocumented": True,
-            "responses": {"default": error_response("Any answer.")},
-        }
-    else:
-        op = copy.deepcopy(spec)
-    op.setdefault("operationId", f"{method.lower()}_{getattr(handler, '__name__', 'handler')}")
-    declared = {p.get("name") for p in op.get("parameters", []) if p.get("in") == "path"}
-    path_params = [
+_Refs = dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]]
+
+
+def _schemas(rows: list[Route]) -> tuple[_Refs, dict[str, Any]]:
+    """Each model's schema (a $ref where pydantic names it) and every named schema.
+    Request bodies are described as validated, answers as serialised."""
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None}
+    for row in rows:
+        model = _model(row.body)
+        if model is not None:
+            wanted[(model, "validation")] = None
+        for answer in row.responses.values():
+            model = _model(answer)
+            if model is not None:
+                wanted[(model, "serialization")] = None
+    found, top = models_json_schema(list(wanted), ref_template=REF, schema_generator=_Schemas)
+    refs: _Refs = {key: found[key] for key in wanted}
+    return refs, top.get("$defs", {})
+
+
+def _model(answer: Answer | type[BaseModel] | Media | None) -> type[BaseModel] | None:
+    if isinstance(answer, tuple):
+        return answer[0]
+    if isinstance(answer, Media):
+        return answer.model
+    if isinstance(answer, type):
+        return answer
+    return None
+
+
+def _operation(row: Route, refs: _Refs) -> Operation:
+    op: Operation = {"tags": [row.tag], "operationId": row.op_id, "summary": row.summary}
+    if row.description:
+        op["description"] = row.description
+    params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _PATH_PARAM.findall(path)
-        if name not in declared
+        for name in _PATH_PARAM.findall(row.path)
     ]
-    if path_params:
-        op["parameters"] = [*path_params, *op.get("parameters", [])]
-    if is_public:
-        op.setdefault("security", [])
-    else:
-        op.setdefault("security", STORE_READ)
-    responses = op.setdefault("responses", {})
-    if op["security"] and any("Token" in k for req in op["security"] for k in req):
-        responses.setdefault("401", {"$ref": "#/components/responses/Unauthorized"})
-        if "{store}" in path:
-            responses.setdefault("403", {"$ref": "#/components/responses/Forbidden"})
-    return op
+    if row.query is not None:
+        params += _query_params(row.query)
+    if params:
+        op["parameters"] = params
+    if row.body is not None:
+        op["requestBody"] = {"required": row.body_required, "content": _content(row.body, refs)}
+    op["responses"] = {str(status): _answer(a, refs) for status, a in row.responses.items()}
+    op["security"] = SECURITY[row.auth]
+    if row.auth in ("store", "store_write"):
+        op["responses"].setdefault("401", {"$ref": "#/components/responses/Unauthorized"})
+        if "{store}" in row.path:
+            op["responses"].setdefault("403", {"$ref": "#/components/responses/Forbidden"})
+    return op | copy.deepcopy(row.extra)
 
 
-def _tags(paths: dict[str, dict[str, Any]]) -> set[str]:
-    return {t for item in paths.values() for op in item.values() for t in op.get("tags", [])}
+def _content(body: type[BaseModel] | Media, refs: _Refs) -> dict[str, Any]:
+    mode: JsonSchemaMode = "validation"
+    if isinstance(body, Media):
+        content = copy.deepcopy(body.content)
+        if body.model is not None:
+            content = {"application/json": {"schema": refs[(body.model, mode)]}, **content}
+        return content
+    return {"application/json": {"schema": refs[(body, mode)]}}
+
+
+def _answer(answer: Answer, refs: _Refs) -> dict[str, Any]:
+    if isinstance(answer, str):
+        return _error(answer, refs)
+    if isinstance(answer, Media):
+        content = copy.deepcopy(answer.content)
+        if answer.model is not None:
+            schema = refs[(answer.model, "serialization")]
+            content = {"application/json": {"schema": schema}, **content}
+        return {"description": answer.description, "content": content}
+    model, words = answer if isinstance(answer, tuple) else (answer, "")
+    words = words or _first_line(model.__doc__) or "Success."
+    schema = refs[(model, "serialization")]
+    return {"description": words, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str, refs: _Refs) -> dict[str, Any]:
+    schema = refs[(Error, "serialization")]
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=REF, schema_generator=_Schemas, mode="validation")
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        param: dict[str, Any] = {"name": name, "in": "query"}
+        if "description" in prop:
+            param["description"] = prop.pop("description")
+        if name in required:
+            param["required"] = True
+        param["schema"] = prop
+        out.append(param)
+    return out
+
+
+def _undocumented(method: str, path: str, handler: Any) -> Operation:
+    doc = _first_line(getattr(handler, "__doc__", None))
+    return {
+        "summary": doc or f"{method} {path}",
+        "operationId": f"{method.lower()}_{getattr(handler, '__name__', 'handler')}",
+        "x-undocumented": True,
+        "parameters": [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PATH_PARAM.findall(path)
+        ],
+        "responses": {"default": {"description": "Any answer."}},
+        "security": [] if handler_is_public(handler) else STORE_READ,
+    }
+
+
+def handler_is_public(handler: Any) -> bool:
+    """Whether the auth middleware lets callers without a token in (cloud/api/auth.py)."""
+    return bool(getattr(handler, "_shopgate_public", False))
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0].strip() if lines else ""

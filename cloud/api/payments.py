@@ -27,12 +27,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
 
 from aiohttp import web
 
 from cloud.api.appkeys import CONFIG, DB
 from cloud.api.auth import public, require
+from cloud.api.bodies.base import read_body
+from cloud.api.bodies.payments import PaymentRequest
 from cloud.api.errors import ApiError
 from cloud.bus import BUS
 from cloud.limits.counters import Counter, Limiter, Refused
@@ -44,7 +45,6 @@ from cloud.payments.service import Payment, PaymentRefused, Payments, to_fen
 log = logging.getLogger("cloud.api.payments")
 
 PAYMENTS = web.AppKey("payments", Payments)
-MAX_ITEMS = 200
 MAX_NOTIFY_BYTES = 16 * 1024
 STATUS_TEXT = {
     "paid": "支付成功，请回到收银台取小票",
@@ -82,30 +82,15 @@ def _body_error(message: str) -> ApiError:
 async def create_payment(request: web.Request) -> web.Response:
     store = request.match_info["store"]
     require(request, store, write=True)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _body_error("the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise _body_error("the body must be an object")
+    body = await read_body(
+        request, PaymentRequest, code="bad_request", not_json="the body is not JSON"
+    )
     cfg = request.app[CONFIG].payments
-    checkout, cart = body.get("checkout"), body.get("cart")
-    for name, value in (("checkout", checkout), ("cart", cart)):
-        if not isinstance(value, str) or not 0 < len(value) <= 64:
-            raise _body_error(f"{name} must be a string of 1-64 characters")
-    assert isinstance(checkout, str) and isinstance(cart, str)  # checked just above
-    try:
-        amount_fen = to_fen(body.get("amount"))
-    except ValueError as e:
-        raise _body_error(str(e)) from None
+    amount_fen = body.amount_fen
     if amount_fen > round(cfg.max_amount * 100):
         raise _body_error(f"amount is over the hub's limit of {cfg.max_amount:.2f}")
-    items = _items(body.get("items"))
-    if sum(round(i["price"] * 100) * i["qty"] for i in items) != amount_fen:
-        raise _body_error("amount is not the sum of the items' price × qty")
-    ttl = body.get("ttl_seconds")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 30):
-        raise _body_error("ttl_seconds must be a whole number of seconds, at least 30")
+    checkout, cart, ttl = body.checkout, body.cart, body.ttl_seconds
+    items = [item.to_json() for item in body.items]
     payment = await request.app[PAYMENTS].create(
         store, checkout=checkout, cart=cart, amount_fen=amount_fen, items=items, ttl_s=ttl
     )
@@ -113,31 +98,6 @@ async def create_payment(request: web.Request) -> web.Response:
         {"payment": payment.to_json(), "qr_url": _base_url(request) + f"/pay/{payment.id}"},
         status=201,
     )
-
-
-def _items(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_ITEMS:
-        raise _body_error(f"items must be a list of 1-{MAX_ITEMS} items")
-    out = []
-    for n, it in enumerate(raw):
-        if not isinstance(it, dict):
-            raise _body_error(f"items[{n}] must be an object")
-        qty, price = it.get("qty"), it.get("price")
-        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
-            raise _body_error(f"items[{n}].qty must be a whole number, at least 1")
-        try:
-            to_fen(price)
-        except ValueError as e:
-            raise _body_error(f"items[{n}].price: {e}") from None
-        out.append(
-            {
-                "barcode": str(it.get("barcode", ""))[:64],
-                "name": str(it.get("name", ""))[:200],
-                "qty": qty,
-                "price": price,
-            }
-        )
-    return out
 
 
 def _base_url(request: web.Request) -> str:
@@ -295,151 +255,3 @@ def _page(
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-# --- OpenAPI (cloud/api/openapi.py collects it) -------------------------------------------
-
-_ITEM = {
-    "type": "object",
-    "required": ["qty", "price"],
-    "properties": {
-        "barcode": {"type": "string"},
-        "name": {"type": "string"},
-        "qty": {"type": "integer", "minimum": 1},
-        "price": {"type": "number", "description": "Yuan, 2 decimals."},
-    },
-}
-OPENAPI_SCHEMAS = {
-    "Payment": {
-        "type": "object",
-        "required": ["id", "store", "checkout", "cart", "amount", "items", "status"],
-        "properties": {
-            "id": {"type": "string"},
-            "store": {"type": "string"},
-            "checkout": {"type": "string"},
-            "cart": {"type": "string"},
-            "amount": {"type": "number", "description": "Yuan, 2 decimals."},
-            "items": {"type": "array", "items": _ITEM},
-            "status": {"type": "string", "enum": ["pending", "paid", "cancelled", "expired"]},
-            "created_at": {"type": "string"},
-            "expires_at": {"type": "string"},
-            "paid_at": {"type": ["string", "null"]},
-            "method": {"type": ["string", "null"]},
-            "delivery": {
-                "type": ["string", "null"],
-                "description": "checkout.paid to the store: sending, acked, refused, "
-                "no_reply or unsent.",
-            },
-        },
-    },
-}
-
-
-def _payment_ok(description: str, *, qr: bool = False) -> dict[str, Any]:
-    props: dict[str, Any] = {"payment": {"$ref": "#/components/schemas/Payment"}}
-    if qr:
-        props["qr_url"] = {"type": "string", "description": "What the checkout shows as a QR."}
-    schema = {"type": "object", "required": list(props), "properties": props}
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-OPENAPI = {
-    "POST /api/v1/stores/{store}/payments": {
-        "tags": ["payments"],
-        "operationId": "createPayment",
-        "summary": "A self-checkout asks for a payment of its cart",
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["checkout", "cart", "amount", "items"],
-                        "properties": {
-                            "checkout": {"type": "string"},
-                            "cart": {"type": "string"},
-                            "amount": {"type": "number", "description": "Sum of price × qty."},
-                            "items": {"type": "array", "items": _ITEM},
-                            "ttl_seconds": {"type": "integer", "minimum": 30},
-                        },
-                    }
-                }
-            },
-        },
-        "responses": {
-            "201": _payment_ok("The payment, pending.", qr=True),
-            "400": _error("Not a payment request; the message says why."),
-        },
-    },
-    "GET /api/v1/stores/{store}/payments/{payment}": {
-        "tags": ["payments"],
-        "operationId": "getPayment",
-        "summary": "One payment of the store, with its status",
-        "responses": {
-            "200": _payment_ok("The payment."),
-            "404": _error("No such payment for this store."),
-        },
-    },
-    "POST /api/v1/stores/{store}/payments/{payment}/cancel": {
-        "tags": ["payments"],
-        "operationId": "cancelPayment",
-        "summary": "The checkout gave up on the cart: the payment can no longer be paid",
-        "responses": {
-            "200": _payment_ok("The payment, cancelled (or expired)."),
-            "404": _error("No such payment for this store."),
-            "409": _error("already_paid: the customer has paid."),
-        },
-    },
-    "POST /api/v1/payments/{payment}/notify": {
-        "tags": ["payments"],
-        "operationId": "notifyPayment",
-        "summary": "The payment provider's notification that the customer paid",
-        "description": "Signed: X-Shopgate-Timestamp (Unix seconds) and X-Shopgate-Signature "
-        "(sha256=hex HMAC-SHA256 of timestamp + '.' + body with payments.notify_secret). "
-        "Every call is recorded. Marks the payment paid once and sends checkout.paid to "
-        "the store; a repeat answers SUCCESS and changes nothing.",
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["payment", "amount", "status"],
-                        "properties": {
-                            "payment": {"type": "string"},
-                            "amount": {"type": "number"},
-                            "status": {"type": "string", "description": "SUCCESS when paid."},
-                            "transaction_id": {"type": "string"},
-                            "method": {"type": "string"},
-                        },
-                    }
-                }
-            },
-        },
-        "responses": {
-            "200": {
-                "description": "Taken (also when already paid).",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"code": {"type": "string", "enum": ["SUCCESS"]}},
-                        }
-                    }
-                },
-            },
-            "400": _error("Bad body, stale timestamp or an amount other than the payment's."),
-            "401": _error("Unsigned or badly signed."),
-            "404": _error("No such payment."),
-            "409": _error("The payment expired or was cancelled."),
-            "503": _error("The hub has no notify secret configured."),
-        },
-    },
-}

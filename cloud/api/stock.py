@@ -18,12 +18,13 @@ the event ingest and the order service; call add_routes after events and platfor
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from aiohttp import web
 
 from cloud.api.appkeys import PRINCIPAL, STOCK_LEDGER
 from cloud.api.auth import require
+from cloud.api.bodies.base import read_body
+from cloud.api.bodies.stock import Movement
 from cloud.api.errors import ApiError
 from cloud.api.platforms import ORDERS
 from cloud.stock.feed import RestoreError
@@ -32,7 +33,6 @@ from cloud.stock.service import StockService
 
 STOCK_SERVICE = web.AppKey("stock_service", StockService)
 BASE = "/api/v1/stores/{store}"
-HAND_REASONS = ("restock", "adjust", "manual")
 MAX_ENTRIES = 1000
 
 
@@ -49,16 +49,6 @@ def owner_of(request: web.Request) -> str:
     store = request.match_info["store"]
     require(request, store, write=False)
     return store
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_body", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_body", "the body must be a JSON object")
-    return body
 
 
 async def list_stock(request: web.Request) -> web.Response:
@@ -101,26 +91,15 @@ async def get_item(request: web.Request) -> web.Response:
 async def move_item(request: web.Request) -> web.Response:
     store = owner_of(request)
     barcode = request.match_info["barcode"]
-    body = await json_body(request)
-    reason = body.get("reason", "manual")
-    if reason not in HAND_REASONS:
-        raise ApiError(400, "bad_body", f"reason must be one of {', '.join(HAND_REASONS)}")
-    key = body.get("key")
-    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 100):
-        raise ApiError(400, "bad_body", "key must be text of 1-100 characters")
-    note = body.get("note", "")
-    if not isinstance(note, str):
-        raise ApiError(400, "bad_body", "note must be text")
+    body = await read_body(request, Movement)
     principal = request[PRINCIPAL]
-    note = (note + " " if note else "") + f"by {principal.kind} {principal.id}"
-    source = f"api:{key}" if key else f"api:{uuid.uuid4().hex}"
+    note = (body.note + " " if body.note else "") + f"by {principal.kind} {principal.id}"
+    source = f"api:{body.key}" if body.key else f"api:{uuid.uuid4().hex}"
     ledger = request.app[STOCK_LEDGER]
-    has_delta, has_qty = "delta" in body, "qty" in body
-    if has_delta == has_qty:
-        raise ApiError(400, "bad_body", 'give either "delta" (a movement) or "qty" (a count)')
-    value = body["delta" if has_delta else "qty"]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, "bad_body", "delta and qty are whole numbers of units")
+    reason = body.reason
+    has_delta = body.delta is not None
+    value = body.delta if body.delta is not None else body.qty
+    assert value is not None  # the model takes exactly one of them
     try:
         if has_delta:
             entry = await ledger.record(store, barcode, value, reason, source, note=note)

@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ WAIT_REPLY_S = 5.0
 RETRY_DELAYS_S = (1.0, 5.0, 20.0, 60.0)
 RESUME_WITHIN_S = 3600.0  # older unacknowledged payments are left to the dashboard
 COMMAND_TTL_S = 900  # outlives a short store outage; replays are refused by jti anyway
+# Far above any cart (the hub refuses over payments.max_amount); beyond it fen lose precision.
+MAX_YUAN = 10**12
 # Replies by which the store says it holds that sale already: delivered.
 DONE_CODES = frozenset({"already_paid"})
 
@@ -95,6 +98,8 @@ def to_fen(amount: Any) -> int:
     """Yuan as the API carries it (3.5) -> fen (350); ValueError when not a money amount."""
     if isinstance(amount, bool) or not isinstance(amount, int | float):
         raise ValueError("amount must be a number of yuan")
+    if not math.isfinite(amount) or abs(amount) > MAX_YUAN:  # round() of those overflows
+        raise ValueError(f"amount {amount!r} is not a positive number of yuan with 2 decimals")
     fen = round(amount * 100)
     if abs(fen - amount * 100) > 1e-6 or fen <= 0:
         raise ValueError(f"amount {amount!r} is not a positive number of yuan with 2 decimals")

@@ -15,12 +15,14 @@ from typing import Any
 
 from tests.e2e.test_door import unlocks
 from tests.support.agent import Keys, start_agent
+from tests.support.api_shapes import assert_documented
 from tests.support.broker import start_broker
 from tests.support.hub import HubHandle, start_hub
 from tests.support.platforms import FakeOrder, FakePlatform
 from tests.support.sim import SimHandle, wait_until
 
 DOOR = "/api/v1/stores/demo-001/doors/front/courier"
+DOOR_ROUTE = "/api/v1/stores/{store}/doors/{door}/courier"
 _ids = itertools.count(int(time.time()) * 1000)
 
 
@@ -58,6 +60,7 @@ async def test_a_courier_claims_their_order_at_the_door_and_it_opens(
             )
             status, listed = await asyncio.to_thread(hub.request, "GET", DOOR, token=None)
             assert status == 200
+            assert_documented("GET", DOOR_ROUTE, status, listed)
             [mine] = [o for o in listed["orders"] if o["day_seq"] == 27]
             assert mine["platform"] == "meituan" and mine["ordered_at"]
             assert set(mine) == {"platform", "day_seq", "ordered_at"}  # no customer in it
@@ -67,6 +70,7 @@ async def test_a_courier_claims_their_order_at_the_door_and_it_opens(
                 claim, hub, {"platform": "meituan", "day_seq": 27, "tail": "1234"}
             )
             assert wrong[0] == 403 and wrong[1]["error"]["code"] == "wrong_tail"
+            assert_documented("POST", DOOR_ROUTE, *wrong)
             none = await asyncio.to_thread(
                 claim, hub, {"platform": "eleme", "day_seq": 27, "tail": "4821"}
             )
@@ -77,6 +81,7 @@ async def test_a_courier_claims_their_order_at_the_door_and_it_opens(
                 claim, hub, {"platform": "meituan", "day_seq": 27, "tail": "4821"}
             )
             assert status == 200, body
+            assert_documented("POST", DOOR_ROUTE, status, body)  # CONTRACTS section 8's shape
             assert body["order"] == order_id and body["opened"] is True
             assert body["pass"].count(".") == 2
             assert {(i["name"], i["qty"]) for i in body["items"]} == {

@@ -26,6 +26,7 @@ from cloud.db.engine import Database
 from cloud.db.principals import sync_principals
 from cloud.db.tables import PAYMENT_TABLES
 from cloud.payments.notify import NotifyError, signature, verify
+from tests.support.api_shapes import assert_documented
 
 TOKEN = "tok-store-one-0123456789abcdef"
 OTHER_TOKEN = "tok-store-two-0123456789abcdef"
@@ -127,8 +128,11 @@ async def test_a_store_asks_for_a_payment_and_gets_a_qr_url(client: TestClient) 
         "co-1-cart1",
     )
     assert body["qr_url"] == f"https://hub.example.com/pay/{p['id']}"
+    assert_documented("POST", "/api/v1/stores/{store}/payments", status, body)
     resp = await client.get(f"{PAYMENTS}/{p['id']}", headers=auth())
-    assert (await resp.json())["payment"]["items"] == ITEMS
+    got = await resp.json()
+    assert got["payment"]["items"] == ITEMS
+    assert_documented("GET", "/api/v1/stores/{store}/payments/{payment}", resp.status, got)
 
 
 @pytest.mark.parametrize(
@@ -149,6 +153,7 @@ async def test_a_bad_request_is_refused_with_the_reason(
 ) -> None:
     status, body = await create(client, **over)
     assert status == 400 and message in body["error"]["message"]
+    assert_documented("POST", "/api/v1/stores/{store}/payments", status, body)
 
 
 async def test_only_the_store_itself_may_ask(client: TestClient) -> None:
