@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from cloud.api.bodies.base import Body, Reply, Timestamp
@@ -16,7 +16,10 @@ Platform = Literal["meituan", "eleme", "jddj", "douyin"]
 
 class CourierClaim(Body):
     platform: Platform
-    day_seq: int = Field(gt=0, lt=100000, description="The order's number of the day.")
+    # JSON has one number type: 27.0 is the integer 27 (as the document's "integer" says).
+    day_seq: Annotated[
+        int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)
+    ] = Field(gt=0, lt=100000, description="The order's number of the day.")
     tail: str = Field(
         pattern=r"^\s*[0-9]{4}\s*$", description="The last 4 digits of the order number."
     )
